@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Install the real peers that postern's integration tests run on loopback: Postfix, Dovecot
+# (IMAP + POP3), testssl.sh and the tools testssl and the tests shell out to. Debian packages only.
+#
+# Idempotent and non-interactive: packages already installed are skipped (a re-run does no apt
+# work at all), Postfix is preseeded to "No configuration" and a policy-rc.d that answers 101 keeps
+# the package scripts from starting any system service. The tests start private instances
+# themselves, with their own config and queue directories, and stop them again.
+set -euo pipefail
+
+if [[ "$(id -u)" != 0 ]]; then
+  echo "install-peers: must run as root (apt-get install)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+# Package -> why. testssl.sh 3.0 needs: openssl (it also ships its own openssl.Linux only in the
+# upstream tarball, not in Debian), hexdump (bsdextrautils), dig/host (bind9-dnsutils) for name
+# lookups it does even for IPs, ps/pkill (procps) for its socket timeouts, and xxd for some checks.
+PACKAGES=(
+  postfix
+  dovecot-core
+  dovecot-imapd
+  dovecot-pop3d
+  testssl.sh
+  swaks
+  openssl
+  bsdextrautils
+  bind9-dnsutils
+  procps
+  xxd
+  ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"
+  [[ "$status" == installed ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-peers: all ${#PACKAGES[@]} packages already installed"
+else
+  echo "install-peers: installing ${missing[*]}"
+  # "No configuration": postinst writes no main.cf and starts nothing for us.
+  echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+  echo 'postfix postfix/mailname string mx.peer.test' | debconf-set-selections
+
+  # Keep invoke-rc.d from starting dovecot/postfix during install (101 = action forbidden).
+  policy=/usr/sbin/policy-rc.d
+  backup=""
+  if [[ -e "$policy" ]]; then
+    backup="$(mktemp)"
+    cp -p "$policy" "$backup"
+  fi
+  restore_policy() {
+    if [[ -n "$backup" ]]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi
+  }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 0755 "$policy"
+
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+
+  restore_policy
+  trap - EXIT
+fi
+
+# The packages' own system instances are not ours to run; if something did start one on a box
+# without policy-rc.d semantics (e.g. systemd in a container), leave it alone but say so.
+for svc in postfix dovecot; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    echo "install-peers: note: system $svc service is running (not started by this script)"
+  fi
+done
+
+for p in "${PACKAGES[@]}"; do
+  printf '  %-16s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p")"
+done

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's `npm test` runs it: installs the Debian peers the
+# integration tests talk to (Postfix, Dovecot, testssl.sh, swaks, OpenSSL), then type-checks,
+# lints, and runs unit, security, conformance and integration tests with node's test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${POSTERN_SKIP_PEER_INSTALL:-}" != "1" ]; then
+  if [ "$(id -u)" = "0" ]; then
+    bash scripts/install-peers.sh
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo bash scripts/install-peers.sh
+  else
+    echo "test-all: not root and no sudo: cannot install the Debian peers (postfix, dovecot, testssl.sh)." >&2
+    echo "hint: run 'bash scripts/install-peers.sh' as root once, then 'POSTERN_SKIP_PEER_INSTALL=1 npm test'." >&2
+    exit 2
+  fi
+fi
+
+echo "== typecheck"; npx tsc --noEmit
+echo "== lint"; npx eslint . && npx prettier --check .
+echo "== tests"
+# One runner invocation so node prints one closing summary for everything.
+node --test --test-concurrency=2 --test-timeout=600000 \
+  "test/unit/**/*.test.ts" "test/security/**/*.test.ts" "test/conformance/**/*.test.ts" "test/integration/**/*.test.ts"

@@ -1,0 +1,180 @@
+/**
+ * scan: engine results → a report (JSON contract in docs/scan-schema.md, schemaVersion 1).
+ */
+import { isIP } from 'node:net';
+import { PosternError } from '../core/errors.ts';
+import { analyzeChain } from '../tls/cert/index.ts';
+import type { ChainReport } from '../tls/cert/index.ts';
+import { probeEndpoint, ProbeUnreachableError } from '../tls/probe/index.ts';
+import type { EndpointProbe } from '../tls/probe/index.ts';
+import { probeCommandInjection } from '../tls/starttls/index.ts';
+import { groupByCode, VERSIONS } from '../tls/wire/constants.ts';
+import type { VersionName } from '../tls/wire/constants.ts';
+import { formatSuiteCode, suiteByCode } from '../tls/wire/suites.ts';
+import { certificateFindings, cipherFindings, protocolFindings, starttlsFindings } from './findings.ts';
+import type { Finding } from './findings.ts';
+import type { ResolvedTarget } from './target.ts';
+
+export interface ScanOptions {
+  /** Name the certificate must match (default: the target's host). */
+  name?: string;
+  /** Extra trust anchors (PEM); default: the Mozilla store shipped with Node. */
+  ca?: string[];
+  maxConnPerIp?: number;
+  /** Run the safe CVE-2011-0411 check on STARTTLS endpoints (one extra connection). Default true. */
+  injectionTest?: boolean;
+  now?: Date;
+  timeoutMs?: number;
+  rateLimitBackoffMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface CertificateSummary {
+  subject: string;
+  issuer: string;
+  notBefore: string;
+  notAfter: string;
+  keyType: string;
+  keyBits: number;
+  signatureAlgorithm: string;
+  sha256: string;
+  dnsNames: string[];
+  selfSigned: boolean;
+  trusted: boolean;
+  hostnameMatches: boolean | null;
+}
+
+export interface EndpointReport {
+  url: string;
+  service: string;
+  host: string;
+  address: string;
+  port: number;
+  starttls: { offered: boolean; advertised: boolean; stripped: boolean; refusedReply: string | null; injectedBytes: string | null } | null;
+  protocols: Record<VersionName, boolean>;
+  ciphers: Array<{ protocol: VersionName; code: string; name: string }>;
+  serverPreference: Partial<Record<VersionName, boolean | null>>;
+  groups: { tls13: string[]; tls12: string[] };
+  dhBits: number[];
+  certificate: CertificateSummary | null;
+  chains: number;
+  negotiated: { protocol: string; cipher: string; group: string | null } | null;
+  findings: Finding[];
+  compliant: boolean;
+  reachable: boolean;
+  errors: Array<{ phase: string; code: string; message: string }>;
+  stats: { connections: number; durationMs: number };
+}
+
+export interface ScanReport {
+  schemaVersion: 1;
+  profile: string;
+  generatedAt: string;
+  targets: EndpointReport[];
+}
+
+function groupName(code: number): string {
+  return groupByCode(code)?.name ?? `0x${code.toString(16).padStart(4, '0')}`;
+}
+
+/** Scans one resolved endpoint. Never throws for server behaviour; unreachable endpoints become reports with findings. */
+export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): Promise<EndpointReport> {
+  const name = opts.name ?? t.host;
+  const servername = isIP(name) ? undefined : name;
+  const target = {
+    host: t.host,
+    address: t.address,
+    port: t.port,
+    dialect: t.dialect,
+    ...(servername === undefined ? {} : { servername }),
+    ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+  };
+  let probe: EndpointProbe;
+  let reachable = true;
+  const findings: Finding[] = [];
+  try {
+    probe = await probeEndpoint(target, {
+      ...(opts.maxConnPerIp === undefined ? {} : { maxConnPerIp: opts.maxConnPerIp }),
+      ...(opts.ca === undefined ? {} : { ca: opts.ca }),
+      ...(opts.rateLimitBackoffMs === undefined ? {} : { rateLimitBackoffMs: opts.rateLimitBackoffMs }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    });
+  } catch (e) {
+    if (!(e instanceof ProbeUnreachableError)) throw e;
+    probe = e.probe;
+    reachable = e.code.startsWith('starttls-');
+    if (e.code === 'rate-limited') findings.push({ id: 'rate-limited', severity: 'info', message: `server refused connections as too many: ${e.message}` });
+    else if (!e.code.startsWith('starttls-')) findings.push({ id: 'unreachable', severity: 'high', message: e.message });
+  }
+
+  let injection: { vulnerable: boolean; evidence: string[] } | null = null;
+  const tlsReached = VERSIONS.some((v) => probe.protocols[v]);
+  if ((opts.injectionTest ?? true) && t.dialect !== 'implicit' && tlsReached && probe.starttls && probe.session) {
+    try {
+      injection = await probeCommandInjection({
+        host: t.address,
+        port: t.port,
+        dialect: t.dialect,
+        ...(probe.starttls.stripped ? { forceStartTls: true } : {}),
+        ...(servername === undefined ? {} : { servername }),
+        ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+      });
+      probe.stats.connections += 1;
+    } catch (e) {
+      probe.errors.push({ phase: 'command-injection', code: e instanceof PosternError ? e.code : 'internal', message: String(e instanceof Error ? e.message : e) });
+    }
+  }
+
+  let chain: ChainReport | null = null;
+  const firstChain = probe.chains[0];
+  if (firstChain && firstChain.length > 0) {
+    chain = analyzeChain(firstChain, { hostname: name, ...(opts.ca === undefined ? {} : { ca: opts.ca }), ...(opts.now === undefined ? {} : { now: opts.now }) });
+  }
+
+  findings.push(...starttlsFindings(probe, injection), ...protocolFindings(probe), ...cipherFindings(probe));
+  if (chain) findings.push(...certificateFindings(chain));
+  for (const a of probe.anomalies) findings.push({ id: 'tls-anomaly', severity: 'medium', message: a });
+
+  const ciphers = VERSIONS.flatMap((v) =>
+    probe.suites[v].map((code) => ({ protocol: v, code: formatSuiteCode(code), name: suiteByCode(code)?.name ?? 'unknown' })),
+  );
+  const offered = probe.starttls ? probe.starttls.advertised || probe.starttls.stripped : true;
+  return {
+    url: t.url,
+    service: t.service,
+    host: t.host,
+    address: t.address,
+    port: t.port,
+    starttls: probe.starttls
+      ? { offered, advertised: probe.starttls.advertised, stripped: probe.starttls.stripped, refusedReply: probe.starttls.refusedReply, injectedBytes: probe.starttls.injectedBytes }
+      : null,
+    protocols: probe.protocols,
+    ciphers,
+    serverPreference: probe.serverPreference,
+    groups: { tls13: probe.groups.tls13.map(groupName), tls12: probe.groups.tls12.map(groupName) },
+    dhBits: probe.dhBits,
+    certificate: chain
+      ? {
+          subject: chain.leaf.subject,
+          issuer: chain.leaf.issuer,
+          notBefore: chain.leaf.notBefore,
+          notAfter: chain.leaf.notAfter,
+          keyType: chain.leaf.keyType,
+          keyBits: chain.leaf.keyBits,
+          signatureAlgorithm: chain.leaf.signatureAlgorithm,
+          sha256: chain.leaf.sha256,
+          dnsNames: chain.leaf.dnsNames,
+          selfSigned: chain.leaf.selfSigned,
+          trusted: chain.trust.trusted,
+          hostnameMatches: chain.hostname.checked === null ? null : chain.hostname.matches,
+        }
+      : null,
+    chains: probe.chains.length,
+    negotiated: probe.session ? { protocol: probe.session.protocol, cipher: probe.session.cipher.standardName, group: probe.session.group } : null,
+    findings,
+    compliant: reachable && findings.every((f) => f.severity === 'info'),
+    reachable,
+    errors: probe.errors,
+    stats: probe.stats,
+  };
+}
