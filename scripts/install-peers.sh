@@ -15,7 +15,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 
-# Package -> why. testssl.sh 3.0 needs: openssl (it also ships its own openssl.Linux only in the
+# Package -> why. swaks needs libnet-ssleay-perl (a Recommends) for --tls. testssl.sh 3.0 needs: openssl (it also ships its own openssl.Linux only in the
 # upstream tarball, not in Debian), hexdump (bsdextrautils), dig/host (bind9-dnsutils) for name
 # lookups it does even for IPs, ps/pkill (procps) for its socket timeouts, and xxd for some checks.
 PACKAGES=(
@@ -25,6 +25,7 @@ PACKAGES=(
   dovecot-pop3d
   testssl.sh
   swaks
+  libnet-ssleay-perl
   openssl
   bsdextrautils
   bind9-dnsutils
@@ -78,5 +79,5 @@ for svc in postfix dovecot; do
 done
 
 for p in "${PACKAGES[@]}"; do
-  printf '  %-16s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p")"
+  printf '  %-20s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p")"
 done

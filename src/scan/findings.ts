@@ -72,7 +72,11 @@ export function certificateFindings(report: ChainReport): Finding[] {
   if (report.validity.expired) out.push({ id: 'cert-expired', severity: 'high', message: `certificate expired on ${leaf.notAfter}` });
   if (report.validity.notYetValid) out.push({ id: 'cert-not-yet-valid', severity: 'high', message: `certificate not valid before ${leaf.notBefore}` });
   if (leaf.selfSigned) out.push({ id: 'cert-self-signed', severity: 'high', message: `self-signed certificate (${leaf.subject})` });
-  if (!report.trust.trusted) out.push({ id: 'cert-untrusted', severity: 'high', message: `no path to a trusted root${report.trust.error ? `: ${report.trust.error}` : ''}` });
+  // A path to a trusted root that fails only because the leaf is out of its validity period is
+  // reported once, as cert-expired / cert-not-yet-valid, not again as "untrusted".
+  const leafTimeOnly =
+    (report.trust.error === 'CERT_HAS_EXPIRED' && report.validity.expired) || (report.trust.error === 'CERT_NOT_YET_VALID' && report.validity.notYetValid);
+  if (!report.trust.trusted && !leafTimeOnly) out.push({ id: 'cert-untrusted', severity: 'high', message: `no path to a trusted root${report.trust.error ? `: ${report.trust.error}` : ''}` });
   if (report.hostname.checked !== null && !report.hostname.matches) {
     out.push({
       id: 'cert-hostname-mismatch',

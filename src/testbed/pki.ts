@@ -5,13 +5,18 @@
  * Built on @peculiar/x509 with node's WebCrypto, which still signs with SHA-1 and generates
  * 1024-bit RSA keys — exactly what a testbed of bad servers needs and a real CA must never do.
  */
-import { webcrypto } from 'node:crypto';
-import './reflect-shim.ts';
+import { webcrypto, createPrivateKey, createPublicKey } from 'node:crypto';
+// @peculiar/x509 2.x loads tsyringe, which needs the Reflect metadata polyfill before import.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+type X509Crypto = NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
 
 const subtle = webcrypto.subtle;
 // Pass node's provider explicitly instead of mutating @peculiar/x509's global provider.
-const provider = webcrypto as unknown as Crypto;
+const provider = webcrypto as unknown as X509Crypto;
 
 export type KeyType = { kind: 'rsa'; bits: number } | { kind: 'ec'; curve: 'P-256' | 'P-384' };
 export type SignatureHash = 'SHA-1' | 'SHA-256' | 'SHA-384';
@@ -44,11 +49,12 @@ export function keyTypeLabel(keyType: KeyType): string {
   return keyType.kind === 'rsa' ? `rsa-${keyType.bits}` : `ec-${keyType.curve}`;
 }
 
-function importAlgorithm(keyType: KeyType, hash: SignatureHash): RsaHashedImportParams | EcKeyImportParams {
+function importAlgorithm(
+  keyType: KeyType,
+  hash: SignatureHash,
+): webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams {
   // WebCrypto binds an RSA key to one hash at import time; ECDSA takes the hash per signature.
-  return keyType.kind === 'rsa'
-    ? { name: 'RSASSA-PKCS1-v1_5', hash }
-    : { name: 'ECDSA', namedCurve: keyType.curve };
+  return keyType.kind === 'rsa' ? { name: 'RSASSA-PKCS1-v1_5', hash } : { name: 'ECDSA', namedCurve: keyType.curve };
 }
 
 function toPem(der: ArrayBuffer | Uint8Array, label: string): string {
@@ -65,7 +71,7 @@ function fromPem(pem: string, label: string): Buffer {
 
 /** Generates a key pair (async; runs on libuv's thread pool, so several can run in parallel). */
 export async function generateKeyPair(keyType: KeyType): Promise<KeyPairMaterial> {
-  const algorithm: RsaHashedKeyGenParams | EcKeyGenParams =
+  const algorithm: webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams =
     keyType.kind === 'rsa'
       ? {
           name: 'RSASSA-PKCS1-v1_5',
@@ -84,7 +90,6 @@ export async function importKeyPair(keyPem: string, keyType: KeyType): Promise<K
   const der = fromPem(keyPem, 'PRIVATE KEY');
   const privateKey = await subtle.importKey('pkcs8', der, importAlgorithm(keyType, 'SHA-256'), true, ['sign']);
   // WebCrypto cannot derive a public key from a private one; node's KeyObject can.
-  const { createPublicKey, createPrivateKey } = await import('node:crypto');
   const spki = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({
     format: 'der',
     type: 'spki',
@@ -96,9 +101,9 @@ export async function importKeyPair(keyPem: string, keyType: KeyType): Promise<K
 async function signerFor(
   key: KeyPairMaterial,
   hash: SignatureHash,
-): Promise<{ signingKey: CryptoKey; signingAlgorithm: Algorithm | EcdsaParams }> {
+): Promise<{ signingKey: CryptoKey; signingAlgorithm: webcrypto.Algorithm | webcrypto.EcdsaParams }> {
   if (key.keyType.kind === 'ec') {
-    return { signingKey: key.privateKey, signingAlgorithm: { name: 'ECDSA', hash } as EcdsaParams };
+    return { signingKey: key.privateKey, signingAlgorithm: { name: 'ECDSA', hash } as webcrypto.EcdsaParams };
   }
   // Re-import with the requested hash: @peculiar/x509 takes the signature OID from the key's
   // bound hash, so this is how a SHA-1 (sha1WithRSAEncryption) certificate gets made.
@@ -165,8 +170,8 @@ export async function loadCa(opts: {
 }
 
 export interface IssueOptions {
-  /** Issuing CA; `null` makes the certificate self-signed. */
-  ca: CertificateAuthority | null;
+  /** Issuing CA; `null` or absent makes the certificate self-signed. */
+  ca?: CertificateAuthority | null;
   /** DNS names for subjectAltName; empty = no SAN extension (like `openssl req -x509` default). */
   names: string[];
   /** Subject CN; defaults to the first name. Ignored when `subject` is given. */
@@ -184,9 +189,10 @@ export interface IssueOptions {
 /** Issues a server certificate (or a self-signed one) with exactly the requested properties. */
 export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertificate> {
   const key = opts.key ?? (await generateKeyPair(opts.keyType));
+  const ca = opts.ca ?? null;
   const cn = opts.commonName ?? opts.names[0];
   const subject = opts.subject ?? (cn === undefined ? 'O=postern testbed' : `CN=${dnValue(cn)}`);
-  const signer = opts.ca === null ? key : opts.ca.key;
+  const signer = ca === null ? key : ca.key;
   const { signingKey, signingAlgorithm } = await signerFor(signer, opts.signatureHash);
   // RSA keys may encipher (static RSA key exchange in the legacy servers); EC keys only sign.
   const usages =
@@ -207,14 +213,14 @@ export async function issueCertificate(opts: IssueOptions): Promise<IssuedCertif
       ),
     );
   }
-  if (opts.ca !== null) {
-    extensions.push(await x509.AuthorityKeyIdentifierExtension.create(opts.ca.key.publicKey, false, provider));
+  if (ca !== null) {
+    extensions.push(await x509.AuthorityKeyIdentifierExtension.create(ca.key.publicKey, false, provider));
   }
   const cert = await x509.X509CertificateGenerator.create(
     {
       subject,
       // The issuer DN is copied byte for byte so chain building never depends on re-encoding.
-      issuer: opts.ca === null ? subject : opts.ca.cert.subjectName,
+      issuer: ca === null ? subject : ca.cert.subjectName,
       notBefore: opts.notBefore,
       notAfter: opts.notAfter,
       publicKey: key.publicKey,

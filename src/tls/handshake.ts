@@ -48,7 +48,11 @@ export class TlsHandshakeError extends PosternError {
   readonly alert: string | null;
   /** OpenSSL's reason string or the system error. */
   readonly reason: string | null;
-  constructor(code: string, message: string, o: { alert?: string | null; reason?: string | null; cause?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    o: { alert?: string | null; reason?: string | null; cause?: unknown } = {},
+  ) {
     super(code, message, o.cause === undefined ? {} : { cause: o.cause });
     this.name = 'TlsHandshakeError';
     this.alert = o.alert ?? null;
@@ -124,9 +128,17 @@ function connectTcp(host: string, port: number, timeoutMs: number, signal?: Abor
       }
     };
     const onError = (e: NodeJS.ErrnoException): void =>
-      done(new TlsHandshakeError('net-connect', `connect to ${host}:${port} failed: ${e.code ?? e.message}`, { reason: e.code ?? e.message, cause: e }));
+      done(
+        new TlsHandshakeError('net-connect', `connect to ${host}:${port} failed: ${e.code ?? e.message}`, {
+          reason: e.code ?? e.message,
+          cause: e,
+        }),
+      );
     const onAbort = (): void => done(abortError());
-    const timer = setTimeout(() => done(new TlsHandshakeError('net-timeout', `connect to ${host}:${port} timed out`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new TlsHandshakeError('net-timeout', `connect to ${host}:${port} timed out`)),
+      timeoutMs,
+    );
     s.once('connect', () => done(null));
     s.once('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -148,17 +160,26 @@ function mapError(e: unknown): PosternError {
   const code = err.code ?? '';
   const alert = /ALERT_([A-Z0-9_]+)$/.exec(code)?.[1]?.toLowerCase() ?? null;
   if (code === 'ECONNRESET' || code === 'EPIPE') {
-    return new TlsHandshakeError('net-closed', `connection closed during TLS handshake (${err.message})`, { reason: code, cause: e });
+    return new TlsHandshakeError('net-closed', `connection closed during TLS handshake (${err.message})`, {
+      reason: code,
+      cause: e,
+    });
   }
   const reason = err.reason ?? err.message ?? null;
-  return new TlsHandshakeError('tls-handshake-failed', `TLS handshake failed: ${reason ?? code}`, { alert, reason, cause: e });
+  return new TlsHandshakeError('tls-handshake-failed', `TLS handshake failed: ${reason ?? code}`, {
+    alert,
+    reason,
+    cause: e,
+  });
 }
 
 /**
  * Perform a TLS handshake as a client and describe the session. Certificate problems never make
  * it fail; they are reported in `session.authorized/authorizationError` and `peerChain`.
  */
-export async function tlsHandshake(opts: HandshakeOptions): Promise<{ session: NegotiatedSession; tlsSocket: TLSSocket }> {
+export async function tlsHandshake(
+  opts: HandshakeOptions,
+): Promise<{ session: NegotiatedSession; tlsSocket: TLSSocket }> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   if (opts.signal?.aborted === true) {
     opts.socket?.destroy();
@@ -255,9 +276,10 @@ export async function tlsHandshake(opts: HandshakeOptions): Promise<{ session: N
   }
   const session = readSession(
     tlsSocket,
-    peerChain === null ? { peerChain: issuerWalkChain(tlsSocket), source: 'issuer-walk' } : { peerChain, source: 'wire' },
+    peerChain === null
+      ? { peerChain: issuerWalkChain(tlsSocket), source: 'issuer-walk' }
+      : { peerChain, source: 'wire' },
     servername,
   );
   return { session, tlsSocket };
 }
-

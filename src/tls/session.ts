@@ -2,7 +2,7 @@
  * NegotiatedSession: what a completed handshake actually produced, as plain data. Shared by the
  * scanner (graded by tls/evaluate) and the gateway (checked by its policy engine).
  */
-import type { TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 
 export interface NegotiatedSession {
   /** 'TLSv1.3', 'TLSv1.2', … as node reports. */
@@ -53,7 +53,7 @@ export function describeGroup(info: unknown): { group: string | null; bits: numb
 export function issuerWalkChain(s: TLSSocket): Buffer[] {
   const out: Buffer[] = [];
   const seen = new Set<string>();
-  let c = s.getPeerCertificate(true) as Partial<import('node:tls').DetailedPeerCertificate> | undefined;
+  let c = s.getPeerCertificate(true) as Partial<DetailedPeerCertificate> | undefined;
   while (c?.raw !== undefined && c.fingerprint256 !== undefined && !seen.has(c.fingerprint256) && out.length < 16) {
     seen.add(c.fingerprint256);
     out.push(Buffer.from(c.raw));

@@ -3,7 +3,8 @@
  * suites that need real X.509 bytes (leaf/intermediate/root chains, weak keys, SHA-1/MD5
  * signatures, expired or self-signed certificates).
  */
-import './reflect-shim.ts';
+// @peculiar/x509 2.x loads tsyringe, which needs the Reflect metadata polyfill before import.
+import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createPrivateKey, sign as nodeSign, randomBytes, webcrypto } from 'node:crypto';
 
@@ -142,7 +143,11 @@ export async function makeCert(o: MakeCertOptions = {}): Promise<TestCert> {
 export async function makePki(
   leaf: Omit<MakeCertOptions, 'issuer' | 'isCA'> = {},
 ): Promise<{ root: TestCert; intermediate: TestCert; leaf: TestCert }> {
-  const root = await makeCert({ subject: 'CN=Postern Test Root', isCA: true, notAfter: new Date(Date.now() + 3650 * DAY) });
+  const root = await makeCert({
+    subject: 'CN=Postern Test Root',
+    isCA: true,
+    notAfter: new Date(Date.now() + 3650 * DAY),
+  });
   const intermediate = await makeCert({ subject: 'CN=Postern Test Intermediate', isCA: true, issuer: root });
   const l = await makeCert({
     subject: 'CN=mail.example.test',
@@ -194,4 +199,17 @@ function encLen(n: number): Buffer {
 /** Days from now as a Date (negative = past). */
 export function daysFromNow(days: number): Date {
   return new Date(Date.now() + days * DAY);
+}
+
+/** Self-signed RSASSA-PSS certificate (RSA-PSS key, PSS signature with `hash`). */
+export async function makePssCert(subject: string, hash: HashSpec = 'SHA-384'): Promise<{ der: Buffer }> {
+  const alg = { name: 'RSA-PSS', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash };
+  const keys = (await subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const saltLength = { 'SHA-1': 20, 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 }[hash];
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name: subject,
+    keys,
+    signingAlgorithm: { name: 'RSA-PSS', saltLength, hash } as Algorithm,
+  });
+  return { der: Buffer.from(cert.rawData) };
 }

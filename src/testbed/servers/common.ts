@@ -165,8 +165,10 @@ export class LineConnection {
     if (this.closed || this.handedOff) return;
     this.closed = true;
     this.clearIdle();
-    if (this.socket.writable) this.socket.end(text);
-    else this.socket.destroy();
+    if (this.socket.writable) {
+      if (text === undefined) this.socket.end();
+      else this.socket.end(text);
+    } else this.socket.destroy();
     // A peer that never reads must not keep the connection open forever.
     setTimeout(() => this.raw.destroy(), 2000).unref();
   }
@@ -326,8 +328,7 @@ export function createLineServer(
   makeHandler: (conn: LineConnection) => DialectHandler,
 ): LineServer {
   const stats: ServerStats = { connections: 0, tlsHandshakes: 0, tlsFailures: 0, handlerErrors: 0 };
-  const secureContext =
-    options.tls.kind === 'node' ? createSecureContext(options.tls.secureContext) : undefined;
+  const secureContext = options.tls.kind === 'node' ? createSecureContext(options.tls.secureContext) : undefined;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((raw) => {
     stats.connections++;

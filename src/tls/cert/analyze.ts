@@ -122,6 +122,21 @@ function oneLine(dn: string): string {
   return dn.split('\n').filter(Boolean).join(', ');
 }
 
+/** Self-issued (issuer DN = subject DN) and verifiable with its own key. Never throws. */
+export function isSelfSigned(x: X509Certificate): boolean {
+  // Not X509_check_issued(x, x): that also demands keyCertSign, which leaf certificates lack.
+  return x.subject === x.issuer && signedBy(x, x);
+}
+
+/** Signature on `child` verifies under `issuer`'s public key. Never throws. */
+export function signedBy(child: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return child.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `child` names `issuer` as its issuer and verifies under its key. Never throws. */
 export function issuedBy(child: X509Certificate, issuer: X509Certificate): boolean {
   try {
@@ -165,7 +180,7 @@ export function analyzeCertificate(der: Buffer): CertInfo {
       // A malformed SAN matches nothing; reported as no names rather than crashing the scan.
     }
   }
-  let cns: string[] = [];
+  let cns: string[];
   try {
     cns = commonNames(fields.subject);
   } catch {
@@ -186,7 +201,7 @@ export function analyzeCertificate(der: Buffer): CertInfo {
     // RFC 9525 §6.2.1 no longer uses the CN for matching; it is kept for display only. The last
     // CN is the most specific one.
     commonName: cns.length > 0 ? (cns[cns.length - 1] ?? null) : null,
-    selfSigned: issuedBy(x, x),
+    selfSigned: isSelfSigned(x),
     isCA: x.ca,
   };
 }

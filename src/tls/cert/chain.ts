@@ -12,7 +12,7 @@
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { WireError } from '../../core/errors.ts';
-import { analyzeCertificate, issuedBy, parseX509 } from './analyze.ts';
+import { analyzeCertificate, isSelfSigned, issuedBy, parseX509, signedBy } from './analyze.ts';
 import type { CertInfo } from './analyze.ts';
 import { matchHostname } from './hostname.ts';
 
@@ -90,7 +90,12 @@ function buildPath(sent: X509Certificate[], anchors: X509Certificate[], now: Dat
     let best: PathResult | null = null;
     for (let i = 1; i < sent.length; i++) {
       const next = sent[i];
-      if (next === undefined || path.includes(next) || !issuedBy(cert, next)) continue;
+      if (next === undefined || path.includes(next)) continue;
+      if (!issuedBy(cert, next)) {
+        // Right name and key but not allowed to sign certificates (no cA / keyCertSign).
+        if (cert.issuer === next.subject && signedBy(cert, next)) firstError ??= 'INVALID_CA';
+        continue;
+      }
       if (!next.ca) {
         firstError ??= 'INVALID_CA';
         continue;
@@ -101,11 +106,15 @@ function buildPath(sent: X509Certificate[], anchors: X509Certificate[], now: Dat
     }
     if (best !== null) return best;
     // Dead end: say why, the way OpenSSL would at this depth.
-    const selfSigned = issuedBy(cert, cert);
+    const selfSigned = isSelfSigned(cert);
     if (path.length === 1) {
-      firstError ??= selfSigned ? 'DEPTH_ZERO_SELF_SIGNED_CERT' : nameOnlyIssuer(cert, sent) ?? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE';
+      firstError ??= selfSigned
+        ? 'DEPTH_ZERO_SELF_SIGNED_CERT'
+        : (nameOnlyIssuer(cert, sent) ?? 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
     } else {
-      firstError ??= selfSigned ? 'SELF_SIGNED_CERT_IN_CHAIN' : nameOnlyIssuer(cert, sent) ?? 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY';
+      firstError ??= selfSigned
+        ? 'SELF_SIGNED_CERT_IN_CHAIN'
+        : (nameOnlyIssuer(cert, sent) ?? 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY');
     }
     return null;
   };
@@ -120,11 +129,7 @@ function buildPath(sent: X509Certificate[], anchors: X509Certificate[], now: Dat
 function nameOnlyIssuer(cert: X509Certificate, sent: X509Certificate[]): string | null {
   for (const c of sent) {
     if (c === cert) continue;
-    try {
-      if (cert.checkIssued(c) && !cert.verify(c.publicKey)) return 'CERT_SIGNATURE_FAILURE';
-    } catch {
-      return 'CERT_SIGNATURE_FAILURE';
-    }
+    if (cert.issuer === c.subject && !signedBy(cert, c)) return 'CERT_SIGNATURE_FAILURE';
   }
   return null;
 }

@@ -41,7 +41,7 @@ export function readNode(buf: Buffer, at: number): DerNode {
 /** The children of a constructed element. */
 export function children(node: DerNode): DerNode[] {
   const out: DerNode[] = [];
-  for (let at = 0; at < node.value.length; ) {
+  for (let at = 0; at < node.value.length;) {
     const c = readNode(node.value, at);
     out.push(c);
     at = c.end;
@@ -108,7 +108,8 @@ export function parseCertificate(der: Buffer): TbsFields {
   if (t[0]?.tag === 0xa0) i = 1; // [0] EXPLICIT version
   // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
   const subject = t[i + 4];
-  if (subject === undefined || t[i + 5] === undefined) throw new WireError('der-not-certificate', 'TBSCertificate too short');
+  if (subject === undefined || t[i + 5] === undefined)
+    throw new WireError('der-not-certificate', 'TBSCertificate too short');
   const extensions = new Map<string, Buffer>();
   for (const n of t.slice(i + 6)) {
     if (n.tag !== 0xa3) continue; // [3] EXPLICIT Extensions
@@ -151,7 +152,7 @@ export function formatIp(b: Buffer): string | null {
   // Longest run of ≥2 zero words becomes '::' (RFC 5952 §4.2).
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (words[i] !== 0) {
       i++;
       continue;
@@ -175,7 +176,8 @@ export function commonNames(name: DerNode): string[] {
   for (const rdn of children(name)) {
     for (const atv of children(rdn)) {
       const [type, value] = children(atv);
-      if (type?.tag === 0x06 && value !== undefined && decodeOid(type.value) === '2.5.4.3') out.push(decodeString(value));
+      if (type?.tag === 0x06 && value !== undefined && decodeOid(type.value) === '2.5.4.3')
+        out.push(decodeString(value));
     }
   }
   return out;

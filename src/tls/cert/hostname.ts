@@ -22,7 +22,11 @@ function ipBytes(s: string): Buffer | null {
   const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (dotted?.[1] !== undefined) {
     const q = dotted[1].split('.').map(Number);
-    text = text.slice(0, -dotted[1].length) + (((q[0] ?? 0) << 8) | (q[1] ?? 0)).toString(16) + ':' + (((q[2] ?? 0) << 8) | (q[3] ?? 0)).toString(16);
+    text =
+      text.slice(0, -dotted[1].length) +
+      (((q[0] ?? 0) << 8) | (q[1] ?? 0)).toString(16) +
+      ':' +
+      (((q[2] ?? 0) << 8) | (q[3] ?? 0)).toString(16);
   }
   const [head = '', tail] = text.split('::');
   const h = head === '' ? [] : head.split(':');

@@ -47,7 +47,7 @@ interface HsMessage {
 /** Split a handshake byte stream into complete messages (RFC 8446 §4). */
 function messages(stream: Buffer): HsMessage[] {
   const out: HsMessage[] = [];
-  for (let at = 0; at + 4 <= stream.length; ) {
+  for (let at = 0; at + 4 <= stream.length;) {
     const len = stream.readUIntBE(at + 1, 3);
     if (at + 4 + len > stream.length) break;
     out.push({ type: stream[at] ?? 0, body: stream.subarray(at + 4, at + 4 + len) });
@@ -62,7 +62,7 @@ export function parseCertificateMessage(body: Buffer, tls13: boolean): Buffer[] 
   if (tls13) at += 1 + (body[0] ?? 0); // certificate_request_context
   if (at + 3 > body.length) return null;
   const listEnd = at + 3 + body.readUIntBE(at, 3);
-  if (listEnd > body.length) return null;
+  if (listEnd !== body.length) return null; // the list is the whole rest of the message
   at += 3;
   const certs: Buffer[] = [];
   while (at + 3 <= listEnd && certs.length < MAX_CERTS) {
@@ -76,7 +76,7 @@ export function parseCertificateMessage(body: Buffer, tls13: boolean): Buffer[] 
       at += 2 + body.readUInt16BE(at); // per-certificate extensions
     }
   }
-  return certs;
+  return at === listEnd || certs.length === MAX_CERTS ? certs : null;
 }
 
 interface Record_ {
@@ -87,7 +87,7 @@ interface Record_ {
 
 function records(raw: Buffer): Record_[] {
   const out: Record_[] = [];
-  for (let at = 0; at + 5 <= raw.length; ) {
+  for (let at = 0; at + 5 <= raw.length;) {
     const len = raw.readUInt16BE(at + 3);
     if (at + 5 + len > raw.length) break;
     out.push({ type: raw[at] ?? 0, header: raw.subarray(at, at + 5), payload: raw.subarray(at + 5, at + 5 + len) });
@@ -149,11 +149,7 @@ function fromTls13(input: SentChainInput): Buffer[] | null {
     for (let i = 0; i < 8; i++) nonce[4 + i] = (nonce[4 + i] ?? 0) ^ (seqBytes[i] ?? 0);
     const ct = r.payload.subarray(0, r.payload.length - suite.tagLen);
     const tag = r.payload.subarray(r.payload.length - suite.tagLen);
-    const d = createDecipheriv(suite.cipher, key, nonce, { authTagLength: suite.tagLen } as never);
-    if (suite.cipher === 'aes-128-ccm') d.setAAD(r.header, { plaintextLength: ct.length });
-    else d.setAAD(r.header);
-    d.setAuthTag(tag);
-    const plain = Buffer.concat([d.update(ct), d.final()]);
+    const plain = decrypt(suite, key, nonce, r.header, ct, tag);
     // TLSInnerPlaintext: content, content type, zero padding (RFC 8446 §5.2).
     let end = plain.length - 1;
     while (end >= 0 && plain[end] === 0) end--;
@@ -165,4 +161,24 @@ function fromTls13(input: SentChainInput): Buffer[] | null {
     }
   }
   return null;
+}
+
+/** AEAD open (RFC 8446 §5.2); the record header is the additional data. Throws on a bad tag. */
+function decrypt(suite: Tls13Suite, key: Buffer, nonce: Buffer, aad: Buffer, ct: Buffer, tag: Buffer): Buffer {
+  if (suite.cipher === 'aes-128-ccm') {
+    const d = createDecipheriv(suite.cipher, key, nonce, { authTagLength: suite.tagLen });
+    d.setAAD(aad, { plaintextLength: ct.length });
+    d.setAuthTag(tag);
+    return Buffer.concat([d.update(ct), d.final()]);
+  }
+  if (suite.cipher === 'chacha20-poly1305') {
+    const d = createDecipheriv(suite.cipher, key, nonce, { authTagLength: 16 });
+    d.setAAD(aad, { plaintextLength: ct.length });
+    d.setAuthTag(tag);
+    return Buffer.concat([d.update(ct), d.final()]);
+  }
+  const d = createDecipheriv(suite.cipher, key, nonce);
+  d.setAAD(aad);
+  d.setAuthTag(tag);
+  return Buffer.concat([d.update(ct), d.final()]);
 }

@@ -12,7 +12,7 @@ import type { ClientHelloOptions } from '../wire/client-hello.ts';
 import { NAMED_GROUPS } from '../wire/constants.ts';
 import type { VersionName } from '../wire/constants.ts';
 import type { ServerFlight } from '../wire/server-flight.ts';
-import { suitesForVersion } from '../wire/suites.ts';
+import { CIPHER_SUITES, suitesForVersion } from '../wire/suites.ts';
 import { exchangeHello } from './hello.ts';
 import type { HelloContext, HelloOutcome } from './hello.ts';
 
@@ -43,9 +43,15 @@ export function defaultGroups(version: VersionName): number[] {
   }).map((g) => g.code);
 }
 
-/** Candidate suites for a version: every registry suite valid at that version. */
+/**
+ * Candidate suites for a version. For SSLv3–TLS 1.2 we offer every TLS ≤ 1.2 suite, not only
+ * those the RFCs allow at that version: misconfigured servers do negotiate e.g. EXPORT suites at
+ * TLS 1.2 or GCM suites at TLS 1.0, and that is exactly what an audit must find (testssl.sh offers
+ * its whole list per protocol for the same reason). TLS 1.3 and SSLv2 have their own suites.
+ */
 export function candidateSuites(version: VersionName): number[] {
-  return suitesForVersion(version).map((s) => s.code);
+  if (version === 'SSLv2' || version === 'TLSv1.3') return suitesForVersion(version).map((s) => s.code);
+  return CIPHER_SUITES.filter((s) => s.family === 'tls').map((s) => s.code);
 }
 
 /** Builds the hello for one step of the enumeration. */
@@ -146,17 +152,24 @@ export async function enumerateTls13Groups(ctx: HelloContext, suites: number[], 
   return found;
 }
 
-/** TLS 1.2 ECDHE groups: the curve appears in the ServerKeyExchange (RFC 8422 §5.4). */
-export async function enumerateTls12Groups(ctx: HelloContext, ecdheSuites: number[], version: VersionName): Promise<number[]> {
+/**
+ * TLS 1.2 ECDHE groups: the curve appears in the ServerKeyExchange (RFC 8422 §5.4). With an ECDSA
+ * certificate the client's supported_groups must also list the certificate's curve (RFC 8422
+ * §5.1), so `keep` (that curve) stays in every offer, last; a server that prefers it over every
+ * other group then hides the rest, and the result is a lower bound (TLS 1.3's HRR method has no
+ * such blind spot).
+ */
+export async function enumerateTls12Groups(ctx: HelloContext, ecdheSuites: number[], version: VersionName, keep: number | null = null): Promise<number[]> {
   const candidates = defaultGroups(version).filter((g) => g < 256);
   const found: number[] = [];
   let remaining = [...candidates];
   for (let step = 0; remaining.length > 0 && step <= candidates.length; step++) {
-    const hello = helloFor(version, ecdheSuites, ctx.target, { groups: remaining });
+    const offer = keep === null || remaining.includes(keep) ? remaining : [...remaining, keep];
+    const hello = helloFor(version, ecdheSuites, ctx.target, { groups: offer });
     const outcome = await exchangeHello(ctx, hello);
     if (outcome.kind !== 'flight' || outcome.flight.kind !== 'hello') break;
     const kx = outcome.flight.keyExchange;
-    if (!kx || kx.kind !== 'ecdhe' || !remaining.includes(kx.group)) break;
+    if (!kx || kx.kind !== 'ecdhe' || !offer.includes(kx.group) || found.includes(kx.group)) break;
     found.push(kx.group);
     remaining = remaining.filter((c) => c !== kx.group);
   }

@@ -4,8 +4,9 @@
  * the EndpointProbe this returns.
  */
 import { PosternError } from '../../core/errors.ts';
+import { analyzeCertificate } from '../cert/index.ts';
 import { tlsHandshake } from '../handshake.ts';
-import { StartTlsError } from '../starttls/index.ts';
+import { escapeLine, StartTlsError } from '../starttls/index.ts';
 import type { StartTlsReady } from '../starttls/index.ts';
 import { VERSIONS } from '../wire/constants.ts';
 import type { VersionName } from '../wire/constants.ts';
@@ -31,10 +32,6 @@ const NODE_VERSION: Partial<Record<VersionName, 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' 
   'TLSv1.2': 'TLSv1.2',
   'TLSv1.3': 'TLSv1.3',
 };
-
-function escapeBytes(b: Buffer): string {
-  return [...b].map((c) => (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : c === 0x0d ? '\\r' : c === 0x0a ? '\\n' : `\\x${c.toString(16).padStart(2, '0')}`)).join('');
-}
 
 function emptyRecord<T>(make: () => T): Record<VersionName, T> {
   return Object.fromEntries(VERSIONS.map((v) => [v, make()])) as Record<VersionName, T>;
@@ -68,7 +65,7 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
           advertised: ready.advertised,
           stripped: !ready.advertised,
           refusedReply: null,
-          injectedBytes: ready.injectedBytes && ready.injectedBytes.length > 0 ? escapeBytes(ready.injectedBytes) : null,
+          injectedBytes: ready.injectedBytes && ready.injectedBytes.length > 0 ? escapeLine(ready.injectedBytes) : null,
           greeting: ready.greeting,
           capabilities: ready.capabilities,
         };
@@ -161,7 +158,7 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
           const v12 = (['TLSv1.2', 'TLSv1.1', 'TLSv1.0'] as const).find((v) => probe.suites[v].some((c) => suiteByCode(c)?.kx === 'ECDHE'));
           if (v12) {
             const ecdhe = probe.suites[v12].filter((c) => suiteByCode(c)?.kx === 'ECDHE');
-            probe.groups.tls12 = await enumerateTls12Groups(ctx, ecdhe, v12);
+            probe.groups.tls12 = await enumerateTls12Groups(ctx, ecdhe, v12, certificateCurve(probe));
           }
         } catch (e) {
           probe.errors.push(toError('groups', e));
@@ -215,6 +212,23 @@ async function enumerateOne(ctx: HelloContext, v: VersionName): Promise<VersionE
   return v === 'SSLv2' ? await enumerateSslv2(ctx) : await enumerateVersion(ctx, v);
 }
 
+const CURVE_GROUPS: Record<string, number> = { 'P-256': 23, 'P-384': 24, 'P-521': 25, brainpoolP256r1: 26, brainpoolP384r1: 27, brainpoolP512r1: 28 };
+
+/** The named group of the first ECDSA leaf the server sent, if any. */
+function certificateCurve(probe: EndpointProbe): number | null {
+  for (const chain of probe.chains) {
+    const leaf = chain[0];
+    if (!leaf) continue;
+    try {
+      const info = analyzeCertificate(leaf);
+      if (info.keyType === 'EC' && info.curve) return CURVE_GROUPS[info.curve] ?? null;
+    } catch {
+      // An unparsable certificate is reported by the scanner; here it only means "no curve".
+    }
+  }
+  return null;
+}
+
 function addChain(probe: EndpointProbe, chain: Buffer[]): void {
   const leaf = chain[0];
   if (!leaf) return;
@@ -252,8 +266,8 @@ function finishWithObservation(probe: EndpointProbe, observation: StartTlsObserv
       stripped: false,
       refusedReply: null,
       injectedBytes: null,
-      greeting: e.greeting ?? null,
-      capabilities: e.capabilities ?? [],
+      greeting: e.transcript.find((l) => l.dir === 'S')?.line ?? null,
+      capabilities: [],
     };
     if (e.code === 'starttls-refused') base.refusedReply = e.reply ?? null;
     if (e.code === 'starttls-refused' || e.code === 'starttls-not-offered') base.stripped = false;

@@ -90,7 +90,7 @@ export function generateKeyShare(group: number): KeyShareEntry | undefined {
   switch (group) {
     case 29:
     case 30: {
-      const { publicKey } = generateKeyPairSync(group === 29 ? 'x25519' : 'x448');
+      const { publicKey } = group === 29 ? generateKeyPairSync('x25519') : generateKeyPairSync('x448');
       const der = publicKey.export({ type: 'spki', format: 'der' });
       // The raw key is the SPKI's trailing BIT STRING content (32 / 56 bytes).
       return { group, keyExchange: Buffer.from(der.subarray(der.length - (group === 29 ? 32 : 56))) };
@@ -182,7 +182,9 @@ export function buildClientHello(opts: ClientHelloOptions): Buffer {
       } else {
         shares = opts.keyShares;
       }
-      exts.push(extension(EXT.keyShare, vec16(...shares.map((k) => Buffer.concat([u16(k.group), vec16(k.keyExchange)])))));
+      exts.push(
+        extension(EXT.keyShare, vec16(...shares.map((k) => Buffer.concat([u16(k.group), vec16(k.keyExchange)])))),
+      );
     }
   }
 
@@ -197,7 +199,10 @@ export function buildClientHello(opts: ClientHelloOptions): Buffer {
   if (opts.padding === true) {
     // RFC 7685 §4: pad so the handshake message is at least 512 bytes.
     const current = 4 + head.length + 2 + extBlock.length;
-    if (current + 4 < 512) extBlock = Buffer.concat([extBlock, extension(EXT.padding, Buffer.alloc(512 - current - 4))]);
+    // A hello of 508..511 bytes gets an empty padding extension, which lifts it past 511.
+    if (current < 512) {
+      extBlock = Buffer.concat([extBlock, extension(EXT.padding, Buffer.alloc(Math.max(0, 512 - current - 4)))]);
+    }
   }
   const body = extBlock.length > 0 || !sslv3 ? Buffer.concat([head, vec16(extBlock)]) : head;
   const recordVersion = sslv3 ? VERSION_CODES.SSLv3 : VERSION_CODES['TLSv1.0'];

@@ -266,7 +266,12 @@ export function groupByCode(code: number): NamedGroup | undefined {
 /** Looks up a named group by IANA name (case-insensitive); also accepts OpenSSL's `prime256v1`. */
 export function groupByName(name: string): NamedGroup | undefined {
   const n = name.toLowerCase();
-  const alias: Record<string, string> = { prime256v1: 'secp256r1', p256: 'secp256r1', p384: 'secp384r1', p521: 'secp521r1' };
+  const alias: Record<string, string> = {
+    prime256v1: 'secp256r1',
+    p256: 'secp256r1',
+    p384: 'secp384r1',
+    p521: 'secp521r1',
+  };
   return groupsByName.get(alias[n] ?? n);
 }
 

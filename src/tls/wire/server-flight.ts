@@ -53,9 +53,9 @@ export interface ServerHelloInfo {
  * (null before TLS 1.2 or when unsigned); `signed` is false for anonymous key exchange.
  */
 export type ServerKeyExchangeInfo =
-  | { kind: 'ecdhe'; group: number; signed: boolean; signatureScheme: number | null }
-  | { kind: 'dhe'; primeBits: number; generator: Buffer; signed: boolean; signatureScheme: number | null }
-  | { kind: 'rsa-export'; modulusBits: number; signed: boolean; signatureScheme: number | null }
+  | { kind: 'ecdhe'; group: number; signed?: boolean; signatureScheme?: number | null }
+  | { kind: 'dhe'; primeBits: number; generator: Buffer; signed?: boolean; signatureScheme?: number | null }
+  | { kind: 'rsa-export'; modulusBits: number; signed?: boolean; signatureScheme?: number | null }
   | { kind: 'unknown' };
 
 export type ServerFlight =
@@ -69,7 +69,7 @@ export type ServerFlight =
       helloDone: boolean;
       ocspStapled: boolean;
       /** Warning-level alerts received before/within the flight (e.g. 112 unrecognized_name). */
-      warningAlerts: number[];
+      warningAlerts?: number[];
     }
   | {
       kind: 'alert';
@@ -254,9 +254,13 @@ export function parseServerKeyExchange(body: Buffer, cipherSuite: number, tls12:
     r.vector16('dh_Ys', 1);
     return { kind: 'dhe', primeBits: bitLength(p), generator, ...readSignature(r, tls12) };
   };
+  const first = body[0];
   if (RSA_EXPORT_SUITES.has(cipherSuite)) attempts.push(rsa);
-  if (body[0] !== undefined && body[0] >= 1 && body[0] <= 3) attempts.push(ecdhe);
+  if (first === 3) attempts.push(ecdhe);
   attempts.push(dhe, rsa);
+  // Explicit curves are not parsed, so they are only a last resort: a DHE prime length of
+  // 0x01xx/0x02xx bytes starts with the same byte.
+  if (first === 1 || first === 2) attempts.push(ecdhe);
   for (const attempt of attempts) {
     try {
       return attempt();
@@ -379,8 +383,8 @@ export class ServerFlightParser {
       this.#drain();
     } catch (e) {
       if (e instanceof WireError) return this.#fail(e);
-      // Anything else is a bug in this parser; report it as malformed input rather than crash.
-      return this.#fail(new WireError('wire-malformed', `unparseable server flight: ${String(e)}`, { cause: e }));
+      // Anything else is a bug in this parser: still a typed error (never a crash), with its own code.
+      return this.#fail(new WireError('wire-internal', `server flight parser failed: ${String(e)}`, { cause: e }));
     }
     if (this.#result !== null && !this.#delivered) {
       this.#delivered = true;
@@ -535,7 +539,9 @@ export class ServerFlightParser {
       default:
         throw new WireError(
           'wire-malformed',
-          this.#hello === null ? 'application data before ServerHello' : 'application data before the handshake completed',
+          this.#hello === null
+            ? 'application data before ServerHello'
+            : 'application data before the handshake completed',
         );
     }
   }
@@ -564,7 +570,10 @@ export class ServerFlightParser {
       const len = buf.readUIntBE(1, 3);
       // Reject before buffering: a length beyond our byte budget can never complete.
       if (len > this.#maxBytes) {
-        throw new WireError('wire-too-large', `handshake message of ${len} bytes exceeds the ${this.#maxBytes}-byte cap`);
+        throw new WireError(
+          'wire-too-large',
+          `handshake message of ${len} bytes exceeds the ${this.#maxBytes}-byte cap`,
+        );
       }
       if (buf.length < 4 + len) {
         this.#hsNeed = 4 + len;

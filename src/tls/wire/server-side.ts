@@ -320,7 +320,10 @@ export function buildServerHello(opts: ServerHelloOptions): Buffer {
   const tls13 = opts.version === 'TLSv1.3';
   let random = opts.helloRetryRequest === true ? HRR_RANDOM : (opts.random ?? randomBytes(32));
   if (opts.downgradeSentinel !== undefined) {
-    random = Buffer.concat([random.subarray(0, 24), opts.downgradeSentinel === 'tls12' ? DOWNGRADE_TLS12 : DOWNGRADE_TLS11]);
+    random = Buffer.concat([
+      random.subarray(0, 24),
+      opts.downgradeSentinel === 'tls12' ? DOWNGRADE_TLS12 : DOWNGRADE_TLS11,
+    ]);
   }
   const exts = [...(opts.extensions ?? [])];
   if (tls13 && !exts.some((e) => e.type === EXT.supportedVersions)) {
@@ -401,11 +404,19 @@ export function buildCertificateRequest(version: VersionName): Buffer {
 
 /** A ServerHelloDone (RFC 5246 §7.4.5) as a handshake record. */
 export function buildServerHelloDone(recordVersion: number = VERSION_CODES['TLSv1.2']): Buffer {
-  return encodeRecords(CONTENT_TYPE.handshake, recordVersion, handshakeMessage(HANDSHAKE_TYPE.serverHelloDone, Buffer.alloc(0)));
+  return encodeRecords(
+    CONTENT_TYPE.handshake,
+    recordVersion,
+    handshakeMessage(HANDSHAKE_TYPE.serverHelloDone, Buffer.alloc(0)),
+  );
 }
 
 /** An Alert record (RFC 5246 §7.2). */
-export function buildAlert(level: number, description: number, recordVersion: number = VERSION_CODES['TLSv1.2']): Buffer {
+export function buildAlert(
+  level: number,
+  description: number,
+  recordVersion: number = VERSION_CODES['TLSv1.2'],
+): Buffer {
   return encodeRecords(CONTENT_TYPE.alert, recordVersion, Buffer.from([level & 0xff, description & 0xff]));
 }
 

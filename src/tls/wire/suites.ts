@@ -31,18 +31,7 @@ export type KeyExchange =
  * algorithm named in the suite, i.e. the signer of the server's DH certificate.
  */
 export type Authentication =
-  | 'RSA'
-  | 'DSS'
-  | 'ECDSA'
-  | 'anon'
-  | 'PSK'
-  | 'KRB5'
-  | 'SRP'
-  | 'GOST'
-  | 'ECCPWD'
-  | 'NULL'
-  | 'TLS13'
-  | 'SCSV';
+  'RSA' | 'DSS' | 'ECDSA' | 'anon' | 'PSK' | 'KRB5' | 'SRP' | 'GOST' | 'ECCPWD' | 'NULL' | 'TLS13' | 'SCSV';
 
 export type CipherMode = 'GCM' | 'CCM' | 'CCM_8' | 'CBC' | 'POLY1305' | 'STREAM' | 'CTR' | 'MGM' | 'NULL' | 'OTHER';
 
@@ -94,7 +83,12 @@ export const CIPHER_SUITES: readonly CipherSuite[] = SUITES_DATA;
 const VERSION_ORDER: readonly ProtocolVersion[] = ['SSLv2', 'SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 
 const byCode = new Map<number, CipherSuite>();
-for (const s of CIPHER_SUITES) byCode.set(s.code, s);
+for (const s of CIPHER_SUITES) {
+  // Shared by every caller: make accidental mutation throw rather than corrupt the registry.
+  Object.freeze(s.aliases);
+  Object.freeze(s);
+  byCode.set(s.code, s);
+}
 
 // Name keys are lower-cased. When two suites share a name (OpenSSL reuses 'RC4-MD5' and friends for
 // SSLv2 kinds) the earlier tier wins: IANA names, then the TLS suites' own names, then SSLv2's, then

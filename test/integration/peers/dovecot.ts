@@ -12,7 +12,7 @@ import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PosternError } from '../../../src/core/errors.ts';
 import { assertLoopback, freePort, waitForBanner } from './ports.ts';
-import { killDaemon, readPidFile, run, runOk, trackDaemon, untrackDaemon, waitPidGone } from './proc.ts';
+import { readPidFile, runOk, runStarter, stopDaemon, trackDaemon, untrackDaemon } from './proc.ts';
 import { makeTempDir } from './tmp.ts';
 
 export interface DovecotOptions {
@@ -31,6 +31,12 @@ export interface DovecotOptions {
   /** ssl_cipher_suites (TLS 1.3, OpenSSL Ciphersuites syntax). */
   sslCipherSuites?: string;
   sslPreferServerCiphers?: boolean;
+  /**
+   * ssl_dh parameters (PEM). Default: Debian's /usr/share/dovecot/dh.pem, as Debian's own config
+   * sets. `null` leaves ssl_dh unset: Dovecot then aborts any handshake that selects a DHE suite
+   * with an internal_error alert, which also cuts testssl's cipher enumeration short.
+   */
+  sslDhPem?: string | null;
   /** Raw dovecot.conf lines appended at the end. */
   extraConfig?: string;
 }
@@ -47,11 +53,17 @@ export interface DovecotInstance {
 
 const DOVECOT = '/usr/sbin/dovecot';
 const DOVEADM = '/usr/bin/doveadm';
+const DEBIAN_DH = '/usr/share/dovecot/dh.pem';
 export const DOVECOT_TEST_USER = { name: 'tester', password: 'tester-secret' } as const;
 
 /** True when Debian's dovecot-core (and -imapd/-pop3d) are installed. */
 export function dovecotAvailable(): boolean {
-  return existsSync(DOVECOT) && existsSync(DOVEADM) && existsSync('/usr/lib/dovecot/imap-login') && existsSync('/usr/lib/dovecot/pop3-login');
+  return (
+    existsSync(DOVECOT) &&
+    existsSync(DOVEADM) &&
+    existsSync('/usr/lib/dovecot/imap-login') &&
+    existsSync('/usr/lib/dovecot/pop3-login')
+  );
 }
 
 function setting(name: string, value: string): string {
@@ -62,7 +74,9 @@ function setting(name: string, value: string): string {
 /** Start a private Dovecot and wait until its IMAP and POP3 listeners greet. */
 export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstance> {
   if (!dovecotAvailable()) {
-    throw new PosternError('peer-missing', 'dovecot (imapd, pop3d) is not installed', { hint: 'run scripts/install-peers.sh as root' });
+    throw new PosternError('peer-missing', 'dovecot (imapd, pop3d) is not installed', {
+      hint: 'run scripts/install-peers.sh as root',
+    });
   }
   const host = opts.host ?? '127.0.0.2';
   assertLoopback(host);
@@ -96,7 +110,9 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstanc
     await writeFile(keyFile, opts.keyPem, { mode: 0o600 });
     const usersFile = join(root, 'users');
     const u = DOVECOT_TEST_USER;
-    await writeFile(usersFile, `${u.name}:{PLAIN}${u.password}:${uid}:${gid}::${join(mailRoot, u.name)}::\n`, { mode: 0o644 });
+    await writeFile(usersFile, `${u.name}:{PLAIN}${u.password}:${uid}:${gid}::${join(mailRoot, u.name)}::\n`, {
+      mode: 0o644,
+    });
 
     const lines = [
       setting('base_dir', baseDir),
@@ -116,10 +132,17 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstanc
       setting('first_valid_uid', String(Math.min(uid, 500))),
       setting('first_valid_gid', '1'),
     ];
+    const dhPem = opts.sslDhPem === undefined ? await readFile(DEBIAN_DH, 'utf8').catch(() => null) : opts.sslDhPem;
+    if (dhPem !== null) {
+      const dhFile = join(root, 'dh.pem');
+      await writeFile(dhFile, dhPem, { mode: 0o644 });
+      lines.push(setting('ssl_dh', `<${dhFile}`));
+    }
     if (opts.sslMinProtocol !== undefined) lines.push(setting('ssl_min_protocol', opts.sslMinProtocol));
     if (opts.sslCipherList !== undefined) lines.push(setting('ssl_cipher_list', opts.sslCipherList));
     if (opts.sslCipherSuites !== undefined) lines.push(setting('ssl_cipher_suites', opts.sslCipherSuites));
-    if (opts.sslPreferServerCiphers !== undefined) lines.push(setting('ssl_prefer_server_ciphers', opts.sslPreferServerCiphers ? 'yes' : 'no'));
+    if (opts.sslPreferServerCiphers !== undefined)
+      lines.push(setting('ssl_prefer_server_ciphers', opts.sslPreferServerCiphers ? 'yes' : 'no'));
     lines.push(
       'passdb {',
       '  driver = passwd-file',
@@ -142,12 +165,15 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstanc
     await writeFile(configPath, lines.join('\n') + '\n', { mode: 0o644 });
 
     // Dovecot forks into the background once its listeners are bound.
-    const start = await run(DOVECOT, ['-c', configPath], { timeoutMs: 30_000 });
+    const start = await runStarter(DOVECOT, ['-c', configPath], join(root, 'start.out'), 30_000);
     const pidFile = join(baseDir, 'master.pid');
     const pid = await readPidFile(pidFile);
     if (start.code !== 0 || pid === null) {
       const log = await readFile(logPath, 'utf8').catch(() => '');
-      throw new PosternError('peer-start-failed', `dovecot failed to start (exit ${String(start.code)}): ${start.stderr.trim()}\n${log}`);
+      throw new PosternError(
+        'peer-start-failed',
+        `dovecot failed to start (exit ${String(start.code)}): ${start.stderr.trim()}\n${log}`,
+      );
     }
     trackDaemon(pid);
 
@@ -155,8 +181,8 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstanc
     const stop = async (): Promise<void> => {
       if (stopped) return;
       stopped = true;
-      await run(DOVEADM, ['-c', configPath, 'stop'], { timeoutMs: 20_000 }).catch(() => undefined);
-      if (!(await waitPidGone(pid, 10_000))) await killDaemon(pid);
+      // Same as `doveadm stop` (SIGTERM to master), but we also wait for the whole process group.
+      await stopDaemon(pid);
       untrackDaemon(pid);
       await tmp.remove();
     };
@@ -181,8 +207,8 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstanc
   } catch (e) {
     const pid = await readPidFile(join(baseDir, 'master.pid'));
     if (pid !== null) {
-      await run(DOVEADM, ['-c', configPath, 'stop'], { timeoutMs: 20_000 }).catch(() => undefined);
-      if (!(await waitPidGone(pid, 10_000))) await killDaemon(pid);
+      // Same as `doveadm stop` (SIGTERM to master), but we also wait for the whole process group.
+      await stopDaemon(pid);
       untrackDaemon(pid);
     }
     await tmp.remove();

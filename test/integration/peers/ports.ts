@@ -37,7 +37,12 @@ export async function waitForPort(host: string, port: number, timeoutMs: number)
  * with it (e.g. '220 ' for SMTP, '* OK' for IMAP). Retries connection refusals and early closes
  * until `timeoutMs` has passed. Returns the first line (or '' without a prefix).
  */
-export async function waitForBanner(host: string, port: number, prefix: string | null, timeoutMs: number): Promise<string> {
+export async function waitForBanner(
+  host: string,
+  port: number,
+  prefix: string | null,
+  timeoutMs: number,
+): Promise<string> {
   assertLoopback(host);
   const deadline = Date.now() + timeoutMs;
   let last = 'no attempt';
@@ -51,7 +56,12 @@ export async function waitForBanner(host: string, port: number, prefix: string |
   throw new NetError('net-timeout', `${host}:${port} not ready within ${timeoutMs} ms (${last})`);
 }
 
-function tryOnce(host: string, port: number, prefix: string | null, timeoutMs: number): Promise<{ ok: true; line: string } | { ok: false; reason: string }> {
+function tryOnce(
+  host: string,
+  port: number,
+  prefix: string | null,
+  timeoutMs: number,
+): Promise<{ ok: true; line: string } | { ok: false; reason: string }> {
   return new Promise((resolve) => {
     const sock = connect({ host, port });
     let buf = '';

@@ -10,11 +10,11 @@
  * root, so two instances at once just need distinct directories and ports.
  */
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PosternError } from '../../../src/core/errors.ts';
 import { assertLoopback, freePort, waitForBanner } from './ports.ts';
-import { killDaemon, readPidFile, run, runOk, trackDaemon, untrackDaemon, waitPidGone } from './proc.ts';
+import { readPidFile, runOk, runStarter, stopDaemon, trackDaemon, untrackDaemon } from './proc.ts';
 import { makeTempDir } from './tmp.ts';
 
 export interface PostfixOptions {
@@ -112,7 +112,9 @@ function masterCf(port: number): string {
 /** Start a private Postfix on loopback and wait until it answers 220. */
 export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstance> {
   if (!postfixAvailable()) {
-    throw new PosternError('peer-missing', 'postfix is not installed', { hint: 'run scripts/install-peers.sh as root' });
+    throw new PosternError('peer-missing', 'postfix is not installed', {
+      hint: 'run scripts/install-peers.sh as root',
+    });
   }
   const host = '127.0.0.1' as const;
   assertLoopback(host);
@@ -136,7 +138,9 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     }
     const certFile = join(configDir, 'cert.pem');
     const keyFile = join(configDir, 'key.pem');
-    await writeFile(certFile, opts.certPem.trimEnd() + '\n' + (opts.chainPem ? opts.chainPem.trimEnd() + '\n' : ''), { mode: 0o644 });
+    await writeFile(certFile, opts.certPem.trimEnd() + '\n' + (opts.chainPem ? opts.chainPem.trimEnd() + '\n' : ''), {
+      mode: 0o644,
+    });
     // smtpd reads the key as root before dropping privileges.
     await writeFile(keyFile, opts.keyPem, { mode: 0o600 });
     await writeFile(join(configDir, 'main.cf'), '', { mode: 0o644 });
@@ -212,13 +216,20 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
       return `${k}=${v}`;
     });
     await runOk(POSTCONF, ['-c', configDir, '-e', ...assignments]);
+    // Postfix waits until its config files are older than "now" before starting (a guard against
+    // edits within the same second going unnoticed); backdating them saves ~2 s per start.
+    const past = new Date(Date.now() - 10_000);
+    for (const f of ['main.cf', 'master.cf']) await utimes(join(configDir, f), past, past);
 
-    const start = await run(POSTFIX, ['-c', configDir, 'start'], { timeoutMs: 60_000 });
+    const start = await runStarter(POSTFIX, ['-c', configDir, 'start'], join(root, 'start.out'), 60_000);
     const pidFile = join(queueDir, 'pid', 'master.pid');
     const pid = await readPidFile(pidFile);
     if (start.code !== 0 || pid === null) {
       const log = await readFile(maillog, 'utf8').catch(() => '');
-      throw new PosternError('peer-start-failed', `postfix start failed (exit ${String(start.code)}): ${start.stderr.trim()}\n${log}`);
+      throw new PosternError(
+        'peer-start-failed',
+        `postfix start failed (exit ${String(start.code)}): ${start.stderr.trim()}\n${log}`,
+      );
     }
     trackDaemon(pid);
 
@@ -226,9 +237,9 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     const stop = async (): Promise<void> => {
       if (stopped) return;
       stopped = true;
-      // `postfix stop` signals master, which stops its children; it does not wait for them.
-      await run(POSTFIX, ['-c', configDir, 'stop'], { timeoutMs: 30_000 }).catch(() => undefined);
-      if (!(await waitPidGone(pid, 10_000))) await killDaemon(pid);
+      // What `postfix stop` does (SIGTERM to master, which terminates its children), minus its
+      // 1-second polling; we also wait for every process of this instance's group to exit.
+      await stopDaemon(pid);
       untrackDaemon(pid);
       await tmp.remove();
     };
@@ -238,7 +249,9 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     } catch (e) {
       const log = await readFile(maillog, 'utf8').catch(() => '');
       await stop();
-      throw new PosternError('peer-start-failed', `postfix on ${host}:${port} did not answer 220\n${log}`, { cause: e });
+      throw new PosternError('peer-start-failed', `postfix on ${host}:${port} did not answer 220\n${log}`, {
+        cause: e,
+      });
     }
 
     return {
@@ -252,9 +265,8 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
   } catch (e) {
     // A failed start must not leave a daemon or files behind.
     const pid = await readPidFile(join(queueDir, 'pid', 'master.pid'));
-    if (pid !== null && existsSync(join(configDir, 'main.cf'))) {
-      await run(POSTFIX, ['-c', configDir, 'stop'], { timeoutMs: 30_000 }).catch(() => undefined);
-      if (!(await waitPidGone(pid, 10_000))) await killDaemon(pid);
+    if (pid !== null) {
+      await stopDaemon(pid);
       untrackDaemon(pid);
     }
     await tmp.remove();

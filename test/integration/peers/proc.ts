@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { PosternError } from '../../../src/core/errors.ts';
 
 /** Result of a finished command; `code` is null when it was killed by a signal. */
@@ -10,12 +10,22 @@ export interface RunResult {
 }
 
 /** Run a command (no shell) with a timeout; never throws for a non-zero exit, only for spawn errors. */
-export function run(cmd: string, args: readonly string[], opts: { timeoutMs?: number; cwd?: string; input?: string } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: readonly string[],
+  opts: { timeoutMs?: number; cwd?: string; input?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       cmd,
       args,
-      { timeout: opts.timeoutMs ?? 30_000, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024, cwd: opts.cwd, encoding: 'utf8' },
+      {
+        timeout: opts.timeoutMs ?? 30_000,
+        killSignal: 'SIGKILL',
+        maxBuffer: 16 * 1024 * 1024,
+        cwd: opts.cwd,
+        encoding: 'utf8',
+      },
       (err, stdout, stderr) => {
         if (err !== null && typeof err.code !== 'number' && err.signal == null && !err.killed) {
           reject(new PosternError('peer-exec-failed', `cannot run ${cmd}: ${err.message}`, { cause: err }));
@@ -29,11 +39,50 @@ export function run(cmd: string, args: readonly string[], opts: { timeoutMs?: nu
   });
 }
 
+/**
+ * Run a command that daemonizes (`postfix start`, `dovecot`) with its output sent to `outFile`
+ * and resolve when the command itself exits. Pipes are avoided on purpose: the forked daemons
+ * inherit them, which delays both `close` and (measured with Postfix's `master -w`) the exit.
+ */
+export async function runStarter(
+  cmd: string,
+  args: readonly string[],
+  outFile: string,
+  timeoutMs = 60_000,
+): Promise<RunResult> {
+  const out = await open(outFile, 'a', 0o600);
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(cmd, args, { stdio: ['ignore', out.fd, out.fd] });
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new PosternError('peer-exec-failed', `cannot run ${cmd}: ${e.message}`, { cause: e }));
+      });
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    const text = await readFile(outFile, 'utf8').catch(() => '');
+    return { code, stdout: text, stderr: text };
+  } finally {
+    await out.close();
+  }
+}
+
 /** Like run(), but throws PosternError('peer-command-failed') on a non-zero exit. */
-export async function runOk(cmd: string, args: readonly string[], opts: { timeoutMs?: number; cwd?: string; input?: string } = {}): Promise<RunResult> {
+export async function runOk(
+  cmd: string,
+  args: readonly string[],
+  opts: { timeoutMs?: number; cwd?: string; input?: string } = {},
+): Promise<RunResult> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) {
-    throw new PosternError('peer-command-failed', `${cmd} ${args.join(' ')} exited ${String(r.code)}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
+    throw new PosternError(
+      'peer-command-failed',
+      `${cmd} ${args.join(' ')} exited ${String(r.code)}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`,
+    );
   }
   return r;
 }
@@ -80,6 +129,37 @@ export async function pgidOf(pid: number): Promise<number | null> {
   } catch {
     return null;
   }
+}
+
+/** Live (non-zombie) pids whose process group is `pgid`, read from /proc. */
+export async function groupMembers(pgid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if ((await pgidOf(pid)) === pgid && (await pidAlive(pid))) out.push(pid);
+  }
+  return out;
+}
+
+/**
+ * Stop a daemon we started that leads its own process group (Postfix and Dovecot masters call
+ * setsid): SIGTERM the leader, wait for the whole group to exit, SIGKILL the group if it will not.
+ */
+export async function stopDaemon(pid: number, timeoutMs = 10_000): Promise<void> {
+  const ownGroup = (await pgidOf(pid)) === pid;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // Already gone.
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const left = ownGroup ? await groupMembers(pid) : (await pidAlive(pid)) ? [pid] : [];
+    if (left.length === 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await killDaemon(pid);
 }
 
 /**

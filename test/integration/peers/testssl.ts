@@ -100,9 +100,16 @@ export function parseTestsslCiphers(raw: unknown): Map<TestsslProtocol, Set<numb
  * Throws PosternError('peer-testssl-failed') when testssl reports a fatal scan problem or leaves
  * no JSON, and ('peer-testssl-timeout') when it exceeds `timeoutMs` (its process group is killed).
  */
-export async function runTestsslCiphers(opts: { host: string; port: number; starttls?: 'smtp' | 'imap' | 'pop3' | null; timeoutMs?: number }): Promise<TestsslResult> {
+export async function runTestsslCiphers(opts: {
+  host: string;
+  port: number;
+  starttls?: 'smtp' | 'imap' | 'pop3' | null;
+  timeoutMs?: number;
+}): Promise<TestsslResult> {
   if (!testsslAvailable()) {
-    throw new PosternError('peer-missing', 'testssl is not installed', { hint: 'run scripts/install-peers.sh as root' });
+    throw new PosternError('peer-missing', 'testssl is not installed', {
+      hint: 'run scripts/install-peers.sh as root',
+    });
   }
   assertLoopback(opts.host);
   const timeoutMs = opts.timeoutMs ?? 180_000;
@@ -133,7 +140,12 @@ export async function runTestsslCiphers(opts: { host: string; port: number; star
     const started = Date.now();
     const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
       // detached: testssl leads its own process group, so a timeout kills it and its openssl children.
-      const child = spawn(TESTSSL, args, { cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TERM: 'dumb', COLUMNS: '200' } });
+      const child = spawn(TESTSSL, args, {
+        cwd: dir,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TERM: 'dumb', COLUMNS: '200' },
+      });
       let output = '';
       const keep = (b: Buffer): void => {
         if (output.length < 1_000_000) output += b.toString('utf8');
@@ -157,24 +169,33 @@ export async function runTestsslCiphers(opts: { host: string; port: number; star
       });
       child.once('close', (c) => {
         clearTimeout(timer);
-        if (timedOut) reject(new PosternError('peer-testssl-timeout', `testssl against ${target} exceeded ${timeoutMs} ms`));
+        if (timedOut)
+          reject(new PosternError('peer-testssl-timeout', `testssl against ${target} exceeded ${timeoutMs} ms`));
         else resolve({ code: c, output });
       });
     });
     const durationMs = Date.now() - started;
     const text = await readFile(jsonFile, 'utf8').catch(() => null);
     if (text === null || text.trim() === '') {
-      throw new PosternError('peer-testssl-failed', `testssl (exit ${String(code)}) wrote no JSON:\n${output.slice(-4000)}`);
+      throw new PosternError(
+        'peer-testssl-failed',
+        `testssl (exit ${String(code)}) wrote no JSON:\n${output.slice(-4000)}`,
+      );
     }
     let raw: unknown;
     try {
       raw = JSON.parse(text);
     } catch (e) {
-      throw new PosternError('peer-testssl-failed', `testssl JSON does not parse: ${(e as Error).message}`, { cause: e });
+      throw new PosternError('peer-testssl-failed', `testssl JSON does not parse: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     const fatal = asFindings(raw).filter((f) => f.severity === 'FATAL' || f.id === 'scanProblem');
     if (fatal.length > 0) {
-      throw new PosternError('peer-testssl-failed', `testssl scan problem: ${fatal.map((f) => `${f.id}: ${f.finding}`).join('; ')}`);
+      throw new PosternError(
+        'peer-testssl-failed',
+        `testssl scan problem: ${fatal.map((f) => `${f.id}: ${f.finding}`).join('; ')}`,
+      );
     }
     return { suites: parseTestsslCiphers(raw), raw, durationMs };
   });

@@ -3,44 +3,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { createCa, issueCertificate, generateKeyPair, loadCa } from '../../../src/testbed/pki.ts';
 import type { CertificateAuthority } from '../../../src/testbed/pki.ts';
-
-/** Reads one DER TLV at `pos`; returns tag, content bounds and the next position. */
-function tlv(der: Buffer, pos: number): { tag: number; start: number; end: number } {
-  const tag = der[pos] ?? -1;
-  let len = der[pos + 1] ?? 0;
-  let start = pos + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + (der[start + i] ?? 0);
-    start += n;
-  }
-  return { tag, start, end: start + len };
-}
-
-function decodeOid(bytes: Buffer): string {
-  const first = bytes[0] ?? 0;
-  const parts = [Math.floor(first / 40), first % 40];
-  let v = 0;
-  for (const b of bytes.subarray(1)) {
-    v = v * 128 + (b & 0x7f);
-    if (!(b & 0x80)) {
-      parts.push(v);
-      v = 0;
-    }
-  }
-  return parts.join('.');
-}
-
-/** The outer signatureAlgorithm OID of a certificate (RFC 5280 §4.1.1.2). */
-function signatureOid(der: Buffer): string {
-  const cert = tlv(der, 0);
-  const tbs = tlv(der, cert.start);
-  const alg = tlv(der, tbs.end);
-  const oid = tlv(der, alg.start);
-  assert.equal(oid.tag, 0x06);
-  return decodeOid(der.subarray(oid.start, oid.end));
-}
+import { signatureOid } from './helpers.ts';
 
 const SHA1_RSA = '1.2.840.113549.1.1.5';
 const SHA256_RSA = '1.2.840.113549.1.1.11';
@@ -188,15 +151,34 @@ test('expired CA-issued certificate: notAfter before now, still chains to the CA
 test('a shared key pair can back several certificates; a cached CA reloads and still signs', async () => {
   const key = await generateKeyPair({ kind: 'ec', curve: 'P-256' });
   const c = await ca();
-  const a = await issueCertificate({ ca: c, names: ['a.test'], keyType: key.keyType, signatureHash: 'SHA-256', key, ...valid });
-  const b = await issueCertificate({ ca: c, names: ['b.test'], keyType: key.keyType, signatureHash: 'SHA-256', key, ...valid });
+  const a = await issueCertificate({
+    ca: c,
+    names: ['a.test'],
+    keyType: key.keyType,
+    signatureHash: 'SHA-256',
+    key,
+    ...valid,
+  });
+  const b = await issueCertificate({
+    ca: c,
+    names: ['b.test'],
+    keyType: key.keyType,
+    signatureHash: 'SHA-256',
+    key,
+    ...valid,
+  });
   assert.equal(a.keyPem, b.keyPem);
-  assert.ok(
-    new X509Certificate(a.certPem).publicKey.equals(new X509Certificate(b.certPem).publicKey),
-  );
+  assert.ok(new X509Certificate(a.certPem).publicKey.equals(new X509Certificate(b.certPem).publicKey));
 
   const reloaded = await loadCa({ name: c.name, keyType: c.keyType, certPem: c.certPem, keyPem: c.keyPem });
-  const d = await issueCertificate({ ca: reloaded, names: ['d.test'], keyType: key.keyType, signatureHash: 'SHA-1', key, ...valid });
+  const d = await issueCertificate({
+    ca: reloaded,
+    names: ['d.test'],
+    keyType: key.keyType,
+    signatureHash: 'SHA-1',
+    key,
+    ...valid,
+  });
   assert.ok(new X509Certificate(d.certPem).verify(new X509Certificate(c.certPem).publicKey));
   assert.equal(signatureOid(d.der), SHA1_ECDSA);
 });
