@@ -24,6 +24,8 @@ export interface HelloContext {
   rateLimitRetries: number;
   rateLimitBackoffMs: number;
   signal?: AbortSignal;
+  /** Wait for response-injected bytes after each go-ahead (ms); see StartTlsOptions. */
+  injectionWindowMs?: number;
   /** Called with every dialect session opened (the first one is the STARTTLS observation). */
   onReady?: (ready: StartTlsReady) => void;
 }
@@ -59,6 +61,7 @@ async function once(ctx: HelloContext, hello: Buffer, opts: { stopAfterServerHel
     timeoutMs,
     ...(target.ehloName === undefined ? {} : { ehloName: target.ehloName }),
     ...(target.forceStartTls === undefined ? {} : { forceStartTls: target.forceStartTls }),
+    ...(ctx.injectionWindowMs === undefined ? {} : { injectionWindowMs: ctx.injectionWindowMs }),
     ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
   });
   ctx.onReady?.(ready);

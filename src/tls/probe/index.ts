@@ -60,6 +60,9 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     onReady: (ready: StartTlsReady) => {
       if (observation === null && ready.dialect !== 'implicit') {
+        // Only the first session waits the full window for injected bytes; later ones set aside
+        // what has already arrived, unless this server is known to inject.
+        ctx.injectionWindowMs = ready.injectedBytes && ready.injectedBytes.length > 0 ? undefined : 0;
         observation = {
           dialect: ready.dialect,
           advertised: ready.advertised,

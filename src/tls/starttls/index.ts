@@ -32,6 +32,11 @@ export interface StartTlsOptions {
   injectAfterStartTls?: string;
   /** Send STARTTLS even when it is not advertised (to detect stripping). Default false. */
   forceStartTls?: boolean;
+  /**
+   * How long to wait for injected bytes after the go-ahead (default 150 ms). Bytes already
+   * received are always set aside; a prober that has seen a clean first session may use 0.
+   */
+  injectionWindowMs?: number;
 }
 
 export interface StartTlsReady {
@@ -114,7 +119,7 @@ export async function openStartTls(opts: StartTlsOptions): Promise<StartTlsReady
     else throw r.error('unsupported-dialect', `unknown dialect ${String(opts.dialect)}`);
     // After the go-ahead, anything from the server before our ClientHello is response injection
     // (RFC 3207 §4.2): set aside unread; the next thing we parse must be a TLS record.
-    const injected = await r.drain(INJECTION_WINDOW_MS, opts.signal);
+    const injected = await r.drain(opts.injectionWindowMs ?? INJECTION_WINDOW_MS, opts.signal);
     r.detach();
     quietErrors(socket);
     if (injected.length > 0)
