@@ -77,8 +77,9 @@ export function parseTarget(input: string): ScanTarget {
   }
   const def = SERVICES[service];
   port ??= def.port;
+  host = host.toLowerCase();
   const url = `${service}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return { url, service, host: host.toLowerCase(), port, dialect: def.dialect };
+  return { url, service, host, port, dialect: def.dialect };
 }
 
 /** Resolves a target's host through the system resolver (so /etc/hosts works): one entry per address. */

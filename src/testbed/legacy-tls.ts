@@ -316,13 +316,24 @@ export function serveLegacyHandshake(socket: net.Socket, opts: LegacyTlsOptions,
     }
   };
 
+  let finished = false;
   socket.on('error', () => socket.destroy());
   socket.on('close', () => {
     if (timer !== undefined) clearTimeout(timer);
   });
   socket.on('end', () => socket.end());
   socket.on('data', (d: Buffer) => {
-    if (answered) return; // the client's next flight: we never complete a handshake
+    if (answered) {
+      // The client's next flight: this responder never completes a handshake, so end it the way a
+      // real server that cannot go on would — a fatal alert now rather than an idle wait, so a
+      // client (e.g. the scanner's full handshake) learns at once instead of timing out.
+      if (!finished) {
+        finished = true;
+        send(buildAlert(ALERT_LEVEL.fatal, ALERT.handshakeFailure, VERSION_CODES['TLSv1.0']), true);
+        arm(1000);
+      }
+      return;
+    }
     buf = Buffer.concat([buf, d]);
     tryAnswer();
   });

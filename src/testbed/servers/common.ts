@@ -252,7 +252,7 @@ export class LineConnection {
       // The legacy responder owns the socket from here; our idle timer still bounds its life.
       this.handedOff = true;
       try {
-        serveLegacyHandshake(this.raw, spec.options);
+        serveLegacyHandshake(this.raw, spec.options, injected.length > 0 ? injected : undefined);
       } catch {
         this.stats.handlerErrors++;
         this.raw.destroy();
