@@ -22,7 +22,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/scan/**', '**/gateway/**', '**/testbed/**', '**/cli/**', '**/tunnel/**'], message: 'src/tls and src/core are lower layers; they must not import products.' },
+            {
+              group: ['**/scan/**', '**/gateway/**', '**/testbed/**', '**/cli/**', '**/tunnel/**'],
+              message: 'src/tls and src/core are lower layers; they must not import products.',
+            },
           ],
         },
       ],

@@ -13,7 +13,12 @@ export const EXIT = { ok: 0, findings: 1, usage: 2, unreachable: 3, internal: 4 
 function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new CommanderError(EXIT.usage, 'postern.invalidArgument', `${name} must be an integer from ${min} to ${max}, got "${value}"`);
+    if (!/^\d+$/.test(value) || n < min || n > max)
+      throw new CommanderError(
+        EXIT.usage,
+        'postern.invalidArgument',
+        `${name} must be an integer from ${min} to ${max}, got "${value}"`,
+      );
     return n;
   };
 }
@@ -32,14 +37,24 @@ export function buildProgram(out: { exitCode: number }): Command {
 
   program
     .command('scan')
-    .description('audit the TLS of mail endpoints (smtp://, submission://, smtps://, imap://, imaps://, pop3://, pop3s:// or host:port)')
+    .description(
+      'audit the TLS of mail endpoints (smtp://, submission://, smtps://, imap://, imaps://, pop3://, pop3s:// or host:port)',
+    )
     .argument('[targets...]', 'endpoints to scan')
     .option('-f, --file <path>', 'read targets from a file (one per line, # comments); "-" for stdin')
     .option('--json', 'print the JSON report (schemaVersion 1, docs/scan-schema.md)')
     .option('--name <hostname>', 'name the certificate must match (default: the target host)')
     .option('--ca-file <path>', 'add trust anchors from a PEM file (repeatable)', collect)
-    .addOption(new Option('--max-conn-per-ip <n>', 'concurrent connections per address').argParser(intOption('--max-conn-per-ip', 1, 16)).default(2))
-    .addOption(new Option('--timeout <ms>', 'per-step network timeout in milliseconds').argParser(intOption('--timeout', 100, 120_000)).default(10_000))
+    .addOption(
+      new Option('--max-conn-per-ip <n>', 'concurrent connections per address')
+        .argParser(intOption('--max-conn-per-ip', 1, 16))
+        .default(2),
+    )
+    .addOption(
+      new Option('--timeout <ms>', 'per-step network timeout in milliseconds')
+        .argParser(intOption('--timeout', 100, 120_000))
+        .default(10_000),
+    )
     .option('--no-injection-test', 'skip the safe STARTTLS command-injection check')
     .action(async (targets: string[], opts) => {
       out.exitCode = await scanCommand(targets, opts);
@@ -49,7 +64,11 @@ export function buildProgram(out: { exitCode: number }): Command {
     .command('testbed')
     .description('start deliberately (mis)configured mail servers on loopback and print their manifest')
     .option('--address <ip>', 'loopback address to listen on', '127.0.0.1')
-    .addOption(new Option('--base-port <n>', 'first port (0 = ephemeral ports)').argParser(intOption('--base-port', 0, 65000)).default(12500))
+    .addOption(
+      new Option('--base-port <n>', 'first port (0 = ephemeral ports)')
+        .argParser(intOption('--base-port', 0, 65000))
+        .default(12500),
+    )
     .option('--only <ids>', 'comma-separated server ids or globs (e.g. smtp-good,legacy-*)')
     .option('--state-dir <dir>', 'cache the testbed CA and keys here', 'var/testbed')
     .option('--manifest <path>', 'write the manifest JSON here (default: <state-dir>/manifest.json)')
@@ -78,14 +97,17 @@ export async function main(argv: string[]): Promise<number> {
     return out.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+        return EXIT.ok;
       if (e.code === 'postern.invalidArgument') process.stderr.write(`postern: ${e.message}\n`);
       return EXIT.usage;
     }
     if (isPosternError(e)) {
       process.stderr.write(`postern: ${e.message}\n`);
       if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
-      return e.code === 'usage' || e.code.startsWith('config') || e.code.startsWith('testbed-') ? EXIT.usage : EXIT.unreachable;
+      return e.code === 'usage' || e.code.startsWith('config') || e.code.startsWith('testbed-')
+        ? EXIT.usage
+        : EXIT.unreachable;
     }
     // A bug in postern: say so plainly, with a pointer, but keep the trace out of the user's face
     // unless they ask for it.

@@ -40,7 +40,11 @@ export function cipherFindings(p: EndpointProbe): Finding[] {
     'cipher-null': { severity: 'critical', what: 'NULL-encryption suites (no confidentiality)', codes: [] },
     'cipher-anon': { severity: 'high', what: 'anonymous suites (no server authentication)', codes: [] },
     'cipher-rc4': { severity: 'high', what: 'RC4 suites (RFC 7465 prohibits them)', codes: [] },
-    'cipher-not-allowed': { severity: 'medium', what: 'suites outside BSI TR-02102-2 (Table 1 / TLS 1.3 list)', codes: [] },
+    'cipher-not-allowed': {
+      severity: 'medium',
+      what: 'suites outside BSI TR-02102-2 (Table 1 / TLS 1.3 list)',
+      codes: [],
+    },
   };
   const seen = new Set<string>();
   for (const [version, codes] of Object.entries(p.suites)) {
@@ -61,7 +65,8 @@ export function cipherFindings(p: EndpointProbe): Finding[] {
     }
   }
   for (const [id, c] of Object.entries(classes)) {
-    if (c.codes.length > 0) out.push({ id, severity: c.severity, message: `${c.codes.length} ${c.what} accepted`, evidence: c.codes });
+    if (c.codes.length > 0)
+      out.push({ id, severity: c.severity, message: `${c.codes.length} ${c.what} accepted`, evidence: c.codes });
   }
   return out;
 }
@@ -69,14 +74,23 @@ export function cipherFindings(p: EndpointProbe): Finding[] {
 export function certificateFindings(report: ChainReport): Finding[] {
   const out: Finding[] = [];
   const { leaf } = report;
-  if (report.validity.expired) out.push({ id: 'cert-expired', severity: 'high', message: `certificate expired on ${leaf.notAfter}` });
-  if (report.validity.notYetValid) out.push({ id: 'cert-not-yet-valid', severity: 'high', message: `certificate not valid before ${leaf.notBefore}` });
-  if (leaf.selfSigned) out.push({ id: 'cert-self-signed', severity: 'high', message: `self-signed certificate (${leaf.subject})` });
+  if (report.validity.expired)
+    out.push({ id: 'cert-expired', severity: 'high', message: `certificate expired on ${leaf.notAfter}` });
+  if (report.validity.notYetValid)
+    out.push({ id: 'cert-not-yet-valid', severity: 'high', message: `certificate not valid before ${leaf.notBefore}` });
+  if (leaf.selfSigned)
+    out.push({ id: 'cert-self-signed', severity: 'high', message: `self-signed certificate (${leaf.subject})` });
   // A path to a trusted root that fails only because the leaf is out of its validity period is
   // reported once, as cert-expired / cert-not-yet-valid, not again as "untrusted".
   const leafTimeOnly =
-    (report.trust.error === 'CERT_HAS_EXPIRED' && report.validity.expired) || (report.trust.error === 'CERT_NOT_YET_VALID' && report.validity.notYetValid);
-  if (!report.trust.trusted && !leafTimeOnly) out.push({ id: 'cert-untrusted', severity: 'high', message: `no path to a trusted root${report.trust.error ? `: ${report.trust.error}` : ''}` });
+    (report.trust.error === 'CERT_HAS_EXPIRED' && report.validity.expired) ||
+    (report.trust.error === 'CERT_NOT_YET_VALID' && report.validity.notYetValid);
+  if (!report.trust.trusted && !leafTimeOnly)
+    out.push({
+      id: 'cert-untrusted',
+      severity: 'high',
+      message: `no path to a trusted root${report.trust.error ? `: ${report.trust.error}` : ''}`,
+    });
   if (report.hostname.checked !== null && !report.hostname.matches) {
     out.push({
       id: 'cert-hostname-mismatch',
@@ -85,24 +99,46 @@ export function certificateFindings(report: ChainReport): Finding[] {
     });
   }
   const weakHashes = new Set(['md5', 'sha1']);
-  const weakSig = [leaf, ...report.chain.slice(1).filter((c) => !c.selfSigned)].filter((c) => weakHashes.has(c.signatureHash));
+  const weakSig = [leaf, ...report.chain.slice(1).filter((c) => !c.selfSigned)].filter((c) =>
+    weakHashes.has(c.signatureHash),
+  );
   if (weakSig.length > 0) {
-    out.push({ id: 'cert-weak-signature', severity: 'high', message: `signed with ${weakSig.map((c) => c.signatureAlgorithm).join(', ')}`, evidence: weakSig.map((c) => c.subject) });
+    out.push({
+      id: 'cert-weak-signature',
+      severity: 'high',
+      message: `signed with ${weakSig.map((c) => c.signatureAlgorithm).join(', ')}`,
+      evidence: weakSig.map((c) => c.subject),
+    });
   }
   const weakKey =
-    ((leaf.keyType === 'RSA' || leaf.keyType === 'DSA') && leaf.keyBits < MIN_RSA_BITS) || (leaf.keyType === 'EC' && leaf.keyBits < MIN_EC_BITS);
-  if (weakKey) out.push({ id: 'cert-weak-key', severity: 'high', message: `${leaf.keyType}-${leaf.keyBits} key is too small` });
+    ((leaf.keyType === 'RSA' || leaf.keyType === 'DSA') && leaf.keyBits < MIN_RSA_BITS) ||
+    (leaf.keyType === 'EC' && leaf.keyBits < MIN_EC_BITS);
+  if (weakKey)
+    out.push({ id: 'cert-weak-key', severity: 'high', message: `${leaf.keyType}-${leaf.keyBits} key is too small` });
   return out;
 }
 
-export function starttlsFindings(p: EndpointProbe, commandInjection: { vulnerable: boolean; evidence: string[] } | null): Finding[] {
+export function starttlsFindings(
+  p: EndpointProbe,
+  commandInjection: { vulnerable: boolean; evidence: string[] } | null,
+): Finding[] {
   const out: Finding[] = [];
   const s = p.starttls;
   if (!s) return out;
-  if (s.refusedReply !== null) out.push({ id: 'starttls-refused', severity: 'high', message: `STARTTLS refused: ${s.refusedReply}` });
-  else if (!s.advertised && !s.stripped) out.push({ id: 'starttls-missing', severity: 'high', message: 'STARTTLS is not offered: mail to this server travels in cleartext' });
+  if (s.refusedReply !== null)
+    out.push({ id: 'starttls-refused', severity: 'high', message: `STARTTLS refused: ${s.refusedReply}` });
+  else if (!s.advertised && !s.stripped)
+    out.push({
+      id: 'starttls-missing',
+      severity: 'high',
+      message: 'STARTTLS is not offered: mail to this server travels in cleartext',
+    });
   if (s.stripped) {
-    out.push({ id: 'starttls-stripped', severity: 'high', message: 'STARTTLS works but is not advertised (capability stripped): clients will not use it' });
+    out.push({
+      id: 'starttls-stripped',
+      severity: 'high',
+      message: 'STARTTLS works but is not advertised (capability stripped): clients will not use it',
+    });
   }
   if (s.injectedBytes !== null) {
     out.push({

@@ -25,7 +25,13 @@ export function renderEndpoint(r: EndpointReport, st: Style): string {
   lines.push(st.bold(`${r.url}`) + st.dim(` (${r.address})`));
   if (r.starttls) {
     const s = r.starttls;
-    const how = s.refusedReply ? st.red(`refused: ${s.refusedReply}`) : s.stripped ? st.red('works but not advertised (stripped)') : s.advertised ? st.green('offered') : st.red('not offered');
+    const how = s.refusedReply
+      ? st.red(`refused: ${s.refusedReply}`)
+      : s.stripped
+        ? st.red('works but not advertised (stripped)')
+        : s.advertised
+          ? st.green('offered')
+          : st.red('not offered');
     lines.push(`  STARTTLS     ${how}`);
   } else {
     lines.push('  TLS          implicit');
@@ -51,12 +57,16 @@ export function renderEndpoint(r: EndpointReport, st: Style): string {
     lines.push(`               valid ${c.notBefore} .. ${c.notAfter}; names: ${c.dnsNames.join(', ') || '(none)'}`);
     lines.push(`               sha256 ${c.sha256}`);
   }
-  if (r.negotiated) lines.push(`  Negotiated   ${r.negotiated.protocol} ${r.negotiated.cipher}${r.negotiated.group ? ` ${r.negotiated.group}` : ''}`);
+  if (r.negotiated)
+    lines.push(
+      `  Negotiated   ${r.negotiated.protocol} ${r.negotiated.cipher}${r.negotiated.group ? ` ${r.negotiated.group}` : ''}`,
+    );
   if (r.findings.length) {
     lines.push('  Findings');
     for (const f of r.findings) {
       const sev = f.severity.toUpperCase().padEnd(8);
-      const col = f.severity === 'critical' || f.severity === 'high' ? st.red : f.severity === 'info' ? st.dim : st.yellow;
+      const col =
+        f.severity === 'critical' || f.severity === 'high' ? st.red : f.severity === 'info' ? st.dim : st.yellow;
       lines.push(`    ${col(sev)} ${f.id.padEnd(28)} ${f.message}`);
     }
   }

@@ -50,7 +50,13 @@ export interface EndpointReport {
   host: string;
   address: string;
   port: number;
-  starttls: { offered: boolean; advertised: boolean; stripped: boolean; refusedReply: string | null; injectedBytes: string | null } | null;
+  starttls: {
+    offered: boolean;
+    advertised: boolean;
+    stripped: boolean;
+    refusedReply: string | null;
+    injectedBytes: string | null;
+  } | null;
   protocols: Record<VersionName, boolean>;
   ciphers: Array<{ protocol: VersionName; code: string; name: string }>;
   serverPreference: Partial<Record<VersionName, boolean | null>>;
@@ -103,8 +109,14 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
     if (!(e instanceof ProbeUnreachableError)) throw e;
     probe = e.probe;
     reachable = e.code.startsWith('starttls-');
-    if (e.code === 'rate-limited') findings.push({ id: 'rate-limited', severity: 'info', message: `server refused connections as too many: ${e.message}` });
-    else if (!e.code.startsWith('starttls-')) findings.push({ id: 'unreachable', severity: 'high', message: e.message });
+    if (e.code === 'rate-limited')
+      findings.push({
+        id: 'rate-limited',
+        severity: 'info',
+        message: `server refused connections as too many: ${e.message}`,
+      });
+    else if (!e.code.startsWith('starttls-'))
+      findings.push({ id: 'unreachable', severity: 'high', message: e.message });
   }
 
   let injection: { vulnerable: boolean; evidence: string[] } | null = null;
@@ -121,14 +133,22 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
       });
       probe.stats.connections += 1;
     } catch (e) {
-      probe.errors.push({ phase: 'command-injection', code: e instanceof PosternError ? e.code : 'internal', message: String(e instanceof Error ? e.message : e) });
+      probe.errors.push({
+        phase: 'command-injection',
+        code: e instanceof PosternError ? e.code : 'internal',
+        message: String(e instanceof Error ? e.message : e),
+      });
     }
   }
 
   let chain: ChainReport | null = null;
   const firstChain = probe.chains[0];
   if (firstChain && firstChain.length > 0) {
-    chain = analyzeChain(firstChain, { hostname: name, ...(opts.ca === undefined ? {} : { ca: opts.ca }), ...(opts.now === undefined ? {} : { now: opts.now }) });
+    chain = analyzeChain(firstChain, {
+      hostname: name,
+      ...(opts.ca === undefined ? {} : { ca: opts.ca }),
+      ...(opts.now === undefined ? {} : { now: opts.now }),
+    });
   }
 
   findings.push(...starttlsFindings(probe, injection), ...protocolFindings(probe), ...cipherFindings(probe));
@@ -136,7 +156,11 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
   for (const a of probe.anomalies) findings.push({ id: 'tls-anomaly', severity: 'medium', message: a });
 
   const ciphers = VERSIONS.flatMap((v) =>
-    probe.suites[v].map((code) => ({ protocol: v, code: formatSuiteCode(code), name: suiteByCode(code)?.name ?? 'unknown' })),
+    probe.suites[v].map((code) => ({
+      protocol: v,
+      code: formatSuiteCode(code),
+      name: suiteByCode(code)?.name ?? 'unknown',
+    })),
   );
   const offered = probe.starttls ? probe.starttls.advertised || probe.starttls.stripped : true;
   return {
@@ -146,7 +170,13 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
     address: t.address,
     port: t.port,
     starttls: probe.starttls
-      ? { offered, advertised: probe.starttls.advertised, stripped: probe.starttls.stripped, refusedReply: probe.starttls.refusedReply, injectedBytes: probe.starttls.injectedBytes }
+      ? {
+          offered,
+          advertised: probe.starttls.advertised,
+          stripped: probe.starttls.stripped,
+          refusedReply: probe.starttls.refusedReply,
+          injectedBytes: probe.starttls.injectedBytes,
+        }
       : null,
     protocols: probe.protocols,
     ciphers,
@@ -170,7 +200,9 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
         }
       : null,
     chains: probe.chains.length,
-    negotiated: probe.session ? { protocol: probe.session.protocol, cipher: probe.session.cipher.standardName, group: probe.session.group } : null,
+    negotiated: probe.session
+      ? { protocol: probe.session.protocol, cipher: probe.session.cipher.standardName, group: probe.session.group }
+      : null,
     findings,
     compliant: reachable && findings.every((f) => f.severity === 'info'),
     reachable,

@@ -19,7 +19,15 @@ const SERVICES: Record<Service, { port: number; dialect: Dialect }> = {
   pop3s: { port: 995, dialect: 'implicit' },
 };
 
-const BY_PORT: Record<number, Service> = { 25: 'smtp', 587: 'submission', 465: 'smtps', 143: 'imap', 993: 'imaps', 110: 'pop3', 995: 'pop3s' };
+const BY_PORT: Record<number, Service> = {
+  25: 'smtp',
+  587: 'submission',
+  465: 'smtps',
+  143: 'imap',
+  993: 'imaps',
+  110: 'pop3',
+  995: 'pop3s',
+};
 
 export interface ScanTarget {
   url: string;

@@ -25,7 +25,8 @@ const noPostfix = peerSkipReason(postfixAvailable() && testsslAvailable(), 'post
 const noDovecot = peerSkipReason(dovecotAvailable() && testsslAvailable(), 'dovecot/testssl.sh');
 
 /** BSI TR-02102-2 Table 1 suites an RSA certificate can serve, in OpenSSL syntax. */
-const BSI_RSA = 'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA256:DHE-RSA-AES128-SHA256';
+const BSI_RSA =
+  'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA256:DHE-RSA-AES128-SHA256';
 const BSI_TLS13 = 'TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_AES_128_CCM_SHA256';
 
 function sets(p: EndpointProbe): Record<string, string[]> {
@@ -36,8 +37,15 @@ function testsslSets(m: Map<string, Set<number>>): Record<string, string[]> {
   return Object.fromEntries(VERSIONS.map((v) => [v, [...(m.get(v) ?? [])].sort((a, b) => a - b).map(formatSuiteCode)]));
 }
 
-async function compare(host: string, port: number, dialect: Dialect): Promise<{ ours: Record<string, string[]>; theirs: Record<string, string[]>; probe: EndpointProbe }> {
-  const probe = await probeEndpoint({ host, address: host, port, dialect, timeoutMs: 10_000 }, { fullHandshake: false });
+async function compare(
+  host: string,
+  port: number,
+  dialect: Dialect,
+): Promise<{ ours: Record<string, string[]>; theirs: Record<string, string[]>; probe: EndpointProbe }> {
+  const probe = await probeEndpoint(
+    { host, address: host, port, dialect, timeoutMs: 10_000 },
+    { fullHandshake: false },
+  );
   const starttls = dialect === 'implicit' ? null : dialect;
   const ts = await runTestsslCiphers({ host, port, starttls, timeoutMs: 240_000 });
   return { ours: sets(probe), theirs: testsslSets(ts.suites), probe };
@@ -56,8 +64,20 @@ const CONFIGS: Config[] = [
   {
     name: 'strict BSI TR-02102-2 list',
     cert: () => makeSelfSignedCert({ rsaBits: 3072 }),
-    postfix: (c) => ({ ...c, protocols: '>=TLSv1.2', mandatoryProtocols: '>=TLSv1.2', cipherList: BSI_RSA, tls13Ciphers: BSI_TLS13 }),
-    dovecot: (c) => ({ ...c, sslMinProtocol: 'TLSv1.2', sslCipherList: BSI_RSA, sslCipherSuites: BSI_TLS13, sslPreferServerCiphers: true }),
+    postfix: (c) => ({
+      ...c,
+      protocols: '>=TLSv1.2',
+      mandatoryProtocols: '>=TLSv1.2',
+      cipherList: BSI_RSA,
+      tls13Ciphers: BSI_TLS13,
+    }),
+    dovecot: (c) => ({
+      ...c,
+      sslMinProtocol: 'TLSv1.2',
+      sslCipherList: BSI_RSA,
+      sslCipherSuites: BSI_TLS13,
+      sslPreferServerCiphers: true,
+    }),
     check: (p) => {
       assert.equal(p.protocols['TLSv1.1'], false);
       assert.ok(p.suites['TLSv1.3'].includes(0x1304), 'TLS_AES_128_CCM_SHA256 enabled');
@@ -69,13 +89,21 @@ const CONFIGS: Config[] = [
     postfix: (c) => ({ ...c }),
     dovecot: (c) => ({ ...c }),
     check: (p) => {
-      assert.ok(p.suites['TLSv1.2'].length > 8, `Debian default accepts many TLS 1.2 suites (${p.suites['TLSv1.2'].length})`);
+      assert.ok(
+        p.suites['TLSv1.2'].length > 8,
+        `Debian default accepts many TLS 1.2 suites (${p.suites['TLSv1.2'].length})`,
+      );
     },
   },
   {
     name: 'legacy TLS 1.0 with an RSA-1024 certificate',
     cert: () => makeSelfSignedCert({ rsaBits: 1024 }),
-    postfix: (c) => ({ ...c, protocols: '>=TLSv1,<=TLSv1', mandatoryProtocols: '>=TLSv1,<=TLSv1', cipherList: 'DEFAULT:@SECLEVEL=0' }),
+    postfix: (c) => ({
+      ...c,
+      protocols: '>=TLSv1,<=TLSv1',
+      mandatoryProtocols: '>=TLSv1,<=TLSv1',
+      cipherList: 'DEFAULT:@SECLEVEL=0',
+    }),
     // Dovecot 2.3 has no ssl_max_protocol: its legacy variant accepts TLS 1.0 and up.
     dovecot: (c) => ({ ...c, sslMinProtocol: 'TLSv1', sslCipherList: 'DEFAULT:@SECLEVEL=0' }),
     check: (p) => {

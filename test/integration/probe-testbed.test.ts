@@ -30,7 +30,13 @@ describe('probe engine against the testbed', () => {
       Array.from({ length: 4 }, async () => {
         for (let s = servers.shift(); s; s = servers.shift()) {
           const t = parseTarget(s.url);
-          reports.set(s.id, await scanEndpoint({ ...t, address: s.address }, { name: s.hostname, ca: [testbed.manifest.caPem], timeoutMs: 5000, rateLimitBackoffMs: 200 }));
+          reports.set(
+            s.id,
+            await scanEndpoint(
+              { ...t, address: s.address },
+              { name: s.hostname, ca: [testbed.manifest.caPem], timeoutMs: 5000, rateLimitBackoffMs: 200 },
+            ),
+          );
         }
       }),
     );
@@ -41,7 +47,29 @@ describe('probe engine against the testbed', () => {
 
   it('covers every kind of server the issue asks for', () => {
     const ids = testbed.manifest.servers.map((s) => s.id);
-    for (const id of ['smtp-good', 'smtp-expired', 'smtp-self-signed', 'smtp-wrong-name', 'smtp-sha1', 'smtp-rsa1024', 'smtp-tls10', 'smtp-shame', 'smtp-no-starttls', 'smtp-starttls-454', 'smtp-starttls-stripped', 'smtp-cmd-injection', 'smtp-response-injection', 'legacy-sslv3', 'legacy-export', 'legacy-null', 'legacy-anon', 'imap-good', 'imaps-good', 'pop3-good', 'pop3s-good']) {
+    for (const id of [
+      'smtp-good',
+      'smtp-expired',
+      'smtp-self-signed',
+      'smtp-wrong-name',
+      'smtp-sha1',
+      'smtp-rsa1024',
+      'smtp-tls10',
+      'smtp-shame',
+      'smtp-no-starttls',
+      'smtp-starttls-454',
+      'smtp-starttls-stripped',
+      'smtp-cmd-injection',
+      'smtp-response-injection',
+      'legacy-sslv3',
+      'legacy-export',
+      'legacy-null',
+      'legacy-anon',
+      'imap-good',
+      'imaps-good',
+      'pop3-good',
+      'pop3s-good',
+    ]) {
       assert.ok(ids.includes(id), `testbed lacks ${id}`);
     }
   });
@@ -52,7 +80,8 @@ describe('probe engine against the testbed', () => {
       const r = reports.get(s.id);
       assert.ok(r, s.id);
       const found = VERSIONS.filter((v) => r.protocols[v]);
-      if (found.join() !== [...s.expected.protocols].sort((a, b) => VERSIONS.indexOf(a) - VERSIONS.indexOf(b)).join()) wrong.push(`${s.id}: found ${found.join(' ')} expected ${s.expected.protocols.join(' ')}`);
+      if (found.join() !== [...s.expected.protocols].sort((a, b) => VERSIONS.indexOf(a) - VERSIONS.indexOf(b)).join())
+        wrong.push(`${s.id}: found ${found.join(' ')} expected ${s.expected.protocols.join(' ')}`);
     }
     assert.deepEqual(wrong, []);
   });
@@ -63,7 +92,10 @@ describe('probe engine against the testbed', () => {
       const r = reports.get(s.id);
       assert.ok(r);
       for (const v of VERSIONS) {
-        const found = r.ciphers.filter((c) => c.protocol === v).map((c) => c.code).sort();
+        const found = r.ciphers
+          .filter((c) => c.protocol === v)
+          .map((c) => c.code)
+          .sort();
         const expected = codes(s.expected.suites[v]).sort();
         if (found.join() !== expected.join()) wrong.push(`${s.id} ${v}: found [${found}] expected [${expected}]`);
       }
@@ -117,7 +149,11 @@ describe('probe engine against the testbed', () => {
     // TLS 1.2 enumeration is a lower bound for ECDSA servers (RFC 8422 §5.1, see enumerate.ts).
     const tls13Valid = expectedGroups.filter((g) => !/^brainpoolP\d+r1$/.test(g));
     assert.deepEqual([...good.groups.tls13].sort(), [...tls13Valid].sort());
-    assert.ok(good.groups.tls12.length >= 1 && good.groups.tls12.every((g) => expectedGroups.includes(g) && !g.endsWith('tls13')), good.groups.tls12.join());
+    assert.ok(
+      good.groups.tls12.length >= 1 &&
+        good.groups.tls12.every((g) => expectedGroups.includes(g) && !g.endsWith('tls13')),
+      good.groups.tls12.join(),
+    );
     assert.equal(good.certificate?.trusted, true);
     assert.equal(good.certificate?.hostnameMatches, true);
     assert.equal(good.serverPreference['TLSv1.2'] !== undefined, true);
@@ -131,7 +167,10 @@ describe('probe engine against the testbed', () => {
       const accepted = r.ciphers.length;
       // Iterative removal: accepted + 1 per version, plus preference/group probes and one full
       // handshake; a per-suite scanner (sslyze-style) would need ~350 per version.
-      assert.ok(r.stats.connections <= accepted + 40, `${id}: ${r.stats.connections} connections for ${accepted} suites`);
+      assert.ok(
+        r.stats.connections <= accepted + 40,
+        `${id}: ${r.stats.connections} connections for ${accepted} suites`,
+      );
     }
   });
 });

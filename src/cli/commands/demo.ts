@@ -11,7 +11,9 @@ export interface DemoCliOptions {
 
 /** Ids the demo compares with the manifest: everything but informational/diagnostic findings. */
 export function weaknessIds(r: EndpointReport): string[] {
-  return [...new Set(r.findings.filter((f) => f.severity !== 'info' && f.id !== 'tls-anomaly').map((f) => f.id))].sort();
+  return [
+    ...new Set(r.findings.filter((f) => f.severity !== 'info' && f.id !== 'tls-anomaly').map((f) => f.id)),
+  ].sort();
 }
 
 /**
@@ -29,7 +31,9 @@ export async function demoCommand(opts: DemoCliOptions): Promise<number> {
   let mismatches = 0;
   const reports: EndpointReport[] = [];
   try {
-    process.stderr.write(`testbed: ${testbed.manifest.servers.length} servers on ${testbed.manifest.servers[0]?.address ?? 'loopback'}\n`);
+    process.stderr.write(
+      `testbed: ${testbed.manifest.servers.length} servers on ${testbed.manifest.servers[0]?.address ?? 'loopback'}\n`,
+    );
     let next = 0;
     const servers = testbed.manifest.servers;
     const results: Array<{ report: EndpointReport; expected: string[] }> = new Array(servers.length);
@@ -39,7 +43,10 @@ export async function demoCommand(opts: DemoCliOptions): Promise<number> {
         const s = servers[i];
         if (!s) continue;
         const t = parseTarget(s.url);
-        const report = await scanEndpoint({ ...t, address: s.address }, { name: s.hostname, ca: [testbed.manifest.caPem], timeoutMs: 5000 });
+        const report = await scanEndpoint(
+          { ...t, address: s.address },
+          { name: s.hostname, ca: [testbed.manifest.caPem], timeoutMs: 5000 },
+        );
         results[i] = { report, expected: [...s.weaknesses].sort() };
       }
     };
@@ -59,10 +66,15 @@ export async function demoCommand(opts: DemoCliOptions): Promise<number> {
         );
       }
     }
-    if (opts.json) process.stdout.write(`${JSON.stringify({ schemaVersion: 1, profile: 'bsi', generatedAt: new Date().toISOString(), targets: reports }, null, 2)}\n`);
+    if (opts.json)
+      process.stdout.write(
+        `${JSON.stringify({ schemaVersion: 1, profile: 'bsi', generatedAt: new Date().toISOString(), targets: reports }, null, 2)}\n`,
+      );
     const n = results.length;
     const conns = reports.reduce((a, r) => a + r.stats.connections, 0);
-    process.stderr.write(`${n - mismatches}/${n} testbed servers: findings match the manifest (${conns} connections in all)\n`);
+    process.stderr.write(
+      `${n - mismatches}/${n} testbed servers: findings match the manifest (${conns} connections in all)\n`,
+    );
   } finally {
     await testbed.stop();
   }

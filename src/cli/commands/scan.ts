@@ -19,9 +19,14 @@ export interface ScanCliOptions {
 async function readTargetsFile(path: string): Promise<string[]> {
   let text: string;
   try {
-    text = path === '-' ? await new Response(process.stdin as unknown as ReadableStream).text() : await readFile(path, 'utf8');
+    text =
+      path === '-'
+        ? await new Response(process.stdin as unknown as ReadableStream).text()
+        : await readFile(path, 'utf8');
   } catch (e) {
-    throw new UsageError(`cannot read targets file ${path}: ${(e as Error).message}`, { hint: 'give a readable file with one target per line' });
+    throw new UsageError(`cannot read targets file ${path}: ${(e as Error).message}`, {
+      hint: 'give a readable file with one target per line',
+    });
   }
   return text
     .split('\n')
@@ -37,7 +42,9 @@ async function readCaFiles(paths: string[]): Promise<string[]> {
         if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
         return pem;
       } catch (e) {
-        throw new UsageError(`--ca-file ${p}: ${(e as Error).message}`, { hint: 'give a PEM file with one or more CERTIFICATE blocks' });
+        throw new UsageError(`--ca-file ${p}: ${(e as Error).message}`, {
+          hint: 'give a PEM file with one or more CERTIFICATE blocks',
+        });
       }
     }),
   );
@@ -48,7 +55,10 @@ export const SCAN_EXIT = { ok: 0, findings: 1, usage: 2, unreachable: 3 } as con
 /** `postern scan`: resolve targets, scan each address (at most 4 endpoints at once), print. */
 export async function scanCommand(args: string[], opts: ScanCliOptions): Promise<number> {
   const inputs = [...args, ...(opts.file ? await readTargetsFile(opts.file) : [])];
-  if (inputs.length === 0) throw new UsageError('no targets given', { hint: 'postern scan smtp://mx.example.org or postern scan 127.0.0.1:25' });
+  if (inputs.length === 0)
+    throw new UsageError('no targets given', {
+      hint: 'postern scan smtp://mx.example.org or postern scan 127.0.0.1:25',
+    });
   const parsed = inputs.map(parseTarget);
   const ca = opts.caFile ? await readCaFiles(opts.caFile) : undefined;
   const resolved: ResolvedTarget[] = [];
@@ -56,7 +66,11 @@ export async function scanCommand(args: string[], opts: ScanCliOptions): Promise
     try {
       resolved.push(...(await resolveTarget(t)));
     } catch (e) {
-      throw new PosternError('dns-failed', `cannot resolve ${t.host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check the host name, or give an IP address' });
+      throw new PosternError(
+        'dns-failed',
+        `cannot resolve ${t.host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        { hint: 'check the host name, or give an IP address' },
+      );
     }
   }
   const reports: EndpointReport[] = new Array(resolved.length);
@@ -77,7 +91,12 @@ export async function scanCommand(args: string[], opts: ScanCliOptions): Promise
     }
   };
   await Promise.all(Array.from({ length: Math.min(4, resolved.length) }, worker));
-  const report: ScanReport = { schemaVersion: 1, profile: 'bsi', generatedAt: new Date().toISOString(), targets: reports };
+  const report: ScanReport = {
+    schemaVersion: 1,
+    profile: 'bsi',
+    generatedAt: new Date().toISOString(),
+    targets: reports,
+  };
   if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
     const st = makeStyle(colourWanted(process.stdout));

@@ -18,7 +18,12 @@ export async function testbedCommand(opts: TestbedCliOptions): Promise<number> {
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const testbed = await startTestbed({ address: opts.address, basePort: opts.basePort, stateDir: opts.stateDir, ...(only ? { only } : {}) });
+  const testbed = await startTestbed({
+    address: opts.address,
+    basePort: opts.basePort,
+    stateDir: opts.stateDir,
+    ...(only ? { only } : {}),
+  });
   const manifestPath = opts.manifest ?? join(opts.stateDir, 'manifest.json');
   await mkdir(dirname(manifestPath), { recursive: true });
   await writeFile(manifestPath, `${JSON.stringify(testbed.manifest, null, 2)}\n`);
@@ -26,7 +31,9 @@ export async function testbedCommand(opts: TestbedCliOptions): Promise<number> {
   else {
     process.stdout.write(`${formatManifest(testbed.manifest)}\n`);
     process.stdout.write(`\nmanifest: ${manifestPath}\ntestbed CA: ${testbed.manifest.caFile}\n`);
-    process.stdout.write('try: npx postern scan --ca-file <testbed CA> --name <hostname> <url>   (Ctrl-C stops the testbed)\n');
+    process.stdout.write(
+      'try: npx postern scan --ca-file <testbed CA> --name <hostname> <url>   (Ctrl-C stops the testbed)\n',
+    );
   }
   await new Promise<void>((resolve) => {
     const stop = (): void => {

@@ -55,7 +55,12 @@ export function candidateSuites(version: VersionName): number[] {
 }
 
 /** Builds the hello for one step of the enumeration. */
-export function helloFor(version: VersionName, suites: number[], target: { servername?: string }, extra: Partial<ClientHelloOptions> = {}): Buffer {
+export function helloFor(
+  version: VersionName,
+  suites: number[],
+  target: { servername?: string },
+  extra: Partial<ClientHelloOptions> = {},
+): Buffer {
   return buildClientHello({
     version,
     suites,
@@ -71,12 +76,25 @@ function describeRefusal(o: HelloOutcome): string {
 }
 
 /** Enumerates the suites a server accepts at one TLS/SSLv3 version. */
-export async function enumerateVersion(ctx: HelloContext, version: VersionName, candidates = candidateSuites(version)): Promise<VersionEnumeration> {
-  const result: VersionEnumeration = { version, supported: false, suites: [], flights: [], anomalies: [], lastRefusal: null };
+export async function enumerateVersion(
+  ctx: HelloContext,
+  version: VersionName,
+  candidates = candidateSuites(version),
+): Promise<VersionEnumeration> {
+  const result: VersionEnumeration = {
+    version,
+    supported: false,
+    suites: [],
+    flights: [],
+    anomalies: [],
+    lastRefusal: null,
+  };
   let remaining = [...candidates];
   // Cap the loop: a server cannot accept more suites than we offer.
   for (let step = 0; remaining.length > 0 && step <= candidates.length; step++) {
-    const outcome = await exchangeHello(ctx, helloFor(version, remaining, ctx.target), { stopAfterServerHello: version === 'TLSv1.3' });
+    const outcome = await exchangeHello(ctx, helloFor(version, remaining, ctx.target), {
+      stopAfterServerHello: version === 'TLSv1.3',
+    });
     if (outcome.kind !== 'flight' || outcome.flight.kind !== 'hello') {
       result.lastRefusal = describeRefusal(outcome);
       break;
@@ -86,12 +104,15 @@ export async function enumerateVersion(ctx: HelloContext, version: VersionName, 
     if (hello.version !== version) {
       // The server answered with another version: it does not speak this one (or, if it did
       // before, it is inconsistent).
-      if (result.suites.length > 0) result.anomalies.push(`${version}: server switched to ${hello.version ?? 'unknown'} after accepting suites`);
+      if (result.suites.length > 0)
+        result.anomalies.push(`${version}: server switched to ${hello.version ?? 'unknown'} after accepting suites`);
       result.lastRefusal = `server answered ${hello.version ?? 'unknown version'}`;
       break;
     }
     if (!remaining.includes(hello.cipherSuite)) {
-      result.anomalies.push(`${version}: server picked suite 0x${hello.cipherSuite.toString(16).padStart(4, '0')} that was not offered`);
+      result.anomalies.push(
+        `${version}: server picked suite 0x${hello.cipherSuite.toString(16).padStart(4, '0')} that was not offered`,
+      );
       break;
     }
     result.supported = true;
@@ -103,8 +124,18 @@ export async function enumerateVersion(ctx: HelloContext, version: VersionName, 
 }
 
 /** SSLv2: the SERVER-HELLO lists every cipher kind the server shares with us, so one connection suffices. */
-export async function enumerateSslv2(ctx: HelloContext, candidates = candidateSuites('SSLv2')): Promise<VersionEnumeration> {
-  const result: VersionEnumeration = { version: 'SSLv2', supported: false, suites: [], flights: [], anomalies: [], lastRefusal: null };
+export async function enumerateSslv2(
+  ctx: HelloContext,
+  candidates = candidateSuites('SSLv2'),
+): Promise<VersionEnumeration> {
+  const result: VersionEnumeration = {
+    version: 'SSLv2',
+    supported: false,
+    suites: [],
+    flights: [],
+    anomalies: [],
+    lastRefusal: null,
+  };
   const outcome = await exchangeHello(ctx, buildSslv2ClientHello({ ciphers: candidates }));
   if (outcome.kind === 'flight' && outcome.flight.kind === 'sslv2') {
     const offered = new Set(candidates);
@@ -122,7 +153,11 @@ export async function enumerateSslv2(ctx: HelloContext, candidates = candidateSu
  * Does the server impose its own order? Offer the accepted suites reversed: a server that
  * picks its earlier first choice again enforces server preference.
  */
-export async function detectServerPreference(ctx: HelloContext, version: VersionName, accepted: number[]): Promise<boolean | null> {
+export async function detectServerPreference(
+  ctx: HelloContext,
+  version: VersionName,
+  accepted: number[],
+): Promise<boolean | null> {
   if (accepted.length < 2) return null;
   const reversed = [...accepted].reverse();
   const outcome = await exchangeHello(ctx, helloFor(version, reversed, ctx.target), { stopAfterServerHello: true });
@@ -137,7 +172,11 @@ export async function detectServerPreference(ctx: HelloContext, version: Version
  * TLS 1.3 groups: offer groups with no key shares at all; a server that supports one of them
  * must answer with a HelloRetryRequest naming its choice (RFC 8446 §4.1.4). Remove and repeat.
  */
-export async function enumerateTls13Groups(ctx: HelloContext, suites: number[], candidates = defaultGroups('TLSv1.3')): Promise<number[]> {
+export async function enumerateTls13Groups(
+  ctx: HelloContext,
+  suites: number[],
+  candidates = defaultGroups('TLSv1.3'),
+): Promise<number[]> {
   const found: number[] = [];
   let remaining = [...candidates];
   for (let step = 0; remaining.length > 0 && step <= candidates.length; step++) {
@@ -159,7 +198,12 @@ export async function enumerateTls13Groups(ctx: HelloContext, suites: number[], 
  * other group then hides the rest, and the result is a lower bound (TLS 1.3's HRR method has no
  * such blind spot).
  */
-export async function enumerateTls12Groups(ctx: HelloContext, ecdheSuites: number[], version: VersionName, keep: number | null = null): Promise<number[]> {
+export async function enumerateTls12Groups(
+  ctx: HelloContext,
+  ecdheSuites: number[],
+  version: VersionName,
+  keep: number | null = null,
+): Promise<number[]> {
   const candidates = defaultGroups(version).filter((g) => g < 256);
   const found: number[] = [];
   let remaining = [...candidates];

@@ -95,7 +95,10 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
   };
   const finish = (): EndpointProbe => {
     probe.starttls = observation;
-    probe.stats = { connections: limiter.connections(target.address), durationMs: Math.round(performance.now() - started) };
+    probe.stats = {
+      connections: limiter.connections(target.address),
+      durationMs: Math.round(performance.now() - started),
+    };
     return probe;
   };
 
@@ -158,7 +161,9 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
       (async () => {
         try {
           if (probe.protocols['TLSv1.3']) probe.groups.tls13 = await enumerateTls13Groups(ctx, probe.suites['TLSv1.3']);
-          const v12 = (['TLSv1.2', 'TLSv1.1', 'TLSv1.0'] as const).find((v) => probe.suites[v].some((c) => suiteByCode(c)?.kx === 'ECDHE'));
+          const v12 = (['TLSv1.2', 'TLSv1.1', 'TLSv1.0'] as const).find((v) =>
+            probe.suites[v].some((c) => suiteByCode(c)?.kx === 'ECDHE'),
+          );
           if (v12) {
             const ecdhe = probe.suites[v12].filter((c) => suiteByCode(c)?.kx === 'ECDHE');
             probe.groups.tls12 = await enumerateTls12Groups(ctx, ecdhe, v12, certificateCurve(probe));
@@ -215,7 +220,14 @@ async function enumerateOne(ctx: HelloContext, v: VersionName): Promise<VersionE
   return v === 'SSLv2' ? await enumerateSslv2(ctx) : await enumerateVersion(ctx, v);
 }
 
-const CURVE_GROUPS: Record<string, number> = { 'P-256': 23, 'P-384': 24, 'P-521': 25, brainpoolP256r1: 26, brainpoolP384r1: 27, brainpoolP512r1: 28 };
+const CURVE_GROUPS: Record<string, number> = {
+  'P-256': 23,
+  'P-384': 24,
+  'P-521': 25,
+  brainpoolP256r1: 26,
+  brainpoolP384r1: 27,
+  brainpoolP512r1: 28,
+};
 
 /** The named group of the first ECDSA leaf the server sent, if any. */
 function certificateCurve(probe: EndpointProbe): number | null {
@@ -241,7 +253,8 @@ function addChain(probe: EndpointProbe, chain: Buffer[]): void {
 function collectFlightFacts(probe: EndpointProbe, flights: HelloFlight[]): void {
   for (const f of flights) {
     if (f.certificates.length > 0) addChain(probe, f.certificates);
-    if (f.keyExchange?.kind === 'dhe' && !probe.dhBits.includes(f.keyExchange.primeBits)) probe.dhBits.push(f.keyExchange.primeBits);
+    if (f.keyExchange?.kind === 'dhe' && !probe.dhBits.includes(f.keyExchange.primeBits))
+      probe.dhBits.push(f.keyExchange.primeBits);
     // Extensions are only meaningful on TLS <= 1.2 ServerHellos (TLS 1.3 moves them to EncryptedExtensions).
     if (f.hello.version === 'TLSv1.3') continue;
     probe.secureRenegotiation = (probe.secureRenegotiation ?? true) && f.hello.secureRenegotiation;
@@ -260,7 +273,12 @@ export class ProbeUnreachableError extends PosternError {
   }
 }
 
-function finishWithObservation(probe: EndpointProbe, observation: StartTlsObservation | null, e: unknown, finish: () => EndpointProbe): EndpointProbe {
+function finishWithObservation(
+  probe: EndpointProbe,
+  observation: StartTlsObservation | null,
+  e: unknown,
+  finish: () => EndpointProbe,
+): EndpointProbe {
   const done = finish();
   if (e instanceof StartTlsError) {
     const base: StartTlsObservation = observation ?? {

@@ -5,7 +5,13 @@ import { parseTarget, resolveTarget } from '../../../src/scan/target.ts';
 
 describe('parseTarget', () => {
   it('takes the default port and dialect from the scheme', () => {
-    assert.deepEqual(parseTarget('smtp://MX.Example.org'), { url: 'smtp://mx.example.org:25', service: 'smtp', host: 'mx.example.org', port: 25, dialect: 'smtp' });
+    assert.deepEqual(parseTarget('smtp://MX.Example.org'), {
+      url: 'smtp://mx.example.org:25',
+      service: 'smtp',
+      host: 'mx.example.org',
+      port: 25,
+      dialect: 'smtp',
+    });
     assert.equal(parseTarget('submission://h').port, 587);
     assert.equal(parseTarget('smtps://h').dialect, 'implicit');
     assert.equal(parseTarget('imap://h').dialect, 'imap');
@@ -30,11 +36,17 @@ describe('parseTarget', () => {
   });
   it('keeps IP literals as addresses without DNS', async () => {
     const r = await resolveTarget(parseTarget('smtp://127.0.0.1:2525'));
-    assert.deepEqual(r.map((x) => x.address), ['127.0.0.1']);
+    assert.deepEqual(
+      r.map((x) => x.address),
+      ['127.0.0.1'],
+    );
   });
   it('resolves names through the system resolver (/etc/hosts)', async () => {
     const r = await resolveTarget(parseTarget('smtp://localhost:2525'));
     assert.ok(r.length >= 1);
-    assert.ok(r.every((x) => x.address === '127.0.0.1' || x.address === '::1'), JSON.stringify(r));
+    assert.ok(
+      r.every((x) => x.address === '127.0.0.1' || x.address === '::1'),
+      JSON.stringify(r),
+    );
   });
 });
