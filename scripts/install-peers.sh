@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real peers that postern's integration tests run on loopback: Postfix, Dovecot
-# (IMAP + POP3), testssl.sh and the tools testssl and the tests shell out to. Debian packages only.
+# (IMAP + POP3), testssl.sh and the tools testssl and the tests shell out to, and headless Chromium
+# (with a font, so text has glyphs) that renders the HTML scan report. Debian packages only.
 #
 # Idempotent and non-interactive: packages already installed are skipped (a re-run does no apt
 # work at all), Postfix is preseeded to "No configuration" and a policy-rc.d that answers 101 keeps
@@ -18,12 +19,15 @@ export DEBIAN_FRONTEND=noninteractive
 # Package -> why. swaks needs libnet-ssleay-perl (a Recommends) for --tls. testssl.sh 3.0 needs: openssl (it also ships its own openssl.Linux only in the
 # upstream tarball, not in Debian), hexdump (bsdextrautils), dig/host (bind9-dnsutils) for name
 # lookups it does even for IPs, ps/pkill (procps) for its socket timeouts, and xxd for some checks.
+# unbound: a private local-data-only DNS server on loopback for the DNS client and domain-scan tests.
+# chromium + fonts-dejavu-core: headless rendering of the HTML scan report (a font so text has glyphs).
 PACKAGES=(
   postfix
   dovecot-core
   dovecot-imapd
   dovecot-pop3d
   testssl.sh
+  sslscan
   swaks
   libnet-ssleay-perl
   openssl
@@ -32,6 +36,9 @@ PACKAGES=(
   procps
   xxd
   ca-certificates
+  unbound
+  chromium
+  fonts-dejavu-core
 )
 
 missing=()

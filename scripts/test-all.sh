@@ -17,6 +17,9 @@ if [ "${POSTERN_SKIP_PEER_INSTALL:-}" != "1" ]; then
   fi
 fi
 
+# Under npm test a missing peer is a failure, never a silent skip.
+export POSTERN_REQUIRE_PEERS=1
+
 echo "== typecheck"; npx tsc --noEmit
 echo "== lint"; npx eslint . && npx prettier --check .
 echo "== tests"

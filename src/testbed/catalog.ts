@@ -35,6 +35,11 @@ export interface NodeTlsConfig {
   groups: string[];
   /** Append `@SECLEVEL=0` so OpenSSL 3 agrees to TLS 1.0, SHA-1 and RSA-1024 at all. */
   seclevel0?: boolean;
+  /**
+   * VULNERABLE when true: honour client-initiated renegotiation (TLS ≤ 1.2), which node allows by
+   * default (3 per 10 min). Default false: SSL_OP_NO_RENEGOTIATION, as BSI/NCSC-NL ask.
+   */
+  clientRenegotiation?: boolean;
 }
 
 /** TLS answered by the hand-written legacy responder (src/testbed/legacy-tls.ts). */
@@ -43,6 +48,11 @@ export interface RawTlsConfig {
   versions: VersionName[];
   /** Suite names (resolved via the registry) or raw code points (SSLv2 kinds are 3-byte). */
   suites: Array<string | number>;
+  /** Responder switches (see LegacyTlsOptions); defaults: RFC 5746 on, no SCSV check, no DEFLATE, no heartbeat. */
+  secureRenegotiation?: boolean;
+  fallbackScsv?: boolean;
+  compression?: boolean;
+  heartbeat?: 'off' | 'on' | 'heartbleed';
 }
 
 export interface CatalogEntry {
@@ -402,6 +412,60 @@ const DRAFTS: Draft[] = [
     cert: { ...GOOD_CERT, keyType: RSA1024, validity: 'expired' },
     tls: GOOD_RSA_TLS,
     weaknesses: ['cert-expired', 'cert-weak-key'],
+  }),
+  // Issue 3's weakness checks (src/tls/probe/checks.ts); appended so earlier ports stay put.
+  entry({
+    id: 'legacy-compression',
+    protocol: 'smtp',
+    mode: 'starttls',
+    description: 'TLS 1.2 with BSI ECDHE-RSA GCM suites, selects DEFLATE compression (CRIME), hand-written responder',
+    cert: LEGACY_CERT,
+    tls: { kind: 'raw', versions: ['TLSv1.2'], suites: BSI_RSA_TLS12.slice(0, 2), compression: true },
+    weaknesses: ['compression-enabled'],
+  }),
+  entry({
+    id: 'legacy-heartbleed',
+    protocol: 'smtp',
+    mode: 'starttls',
+    description: 'TLS 1.2, heartbeat extension with a simulated Heartbleed over-read (marker bytes, no memory)',
+    cert: LEGACY_CERT,
+    tls: { kind: 'raw', versions: ['TLSv1.2'], suites: BSI_RSA_TLS12.slice(0, 2), heartbeat: 'heartbleed' },
+    weaknesses: ['heartbeat-enabled', 'heartbleed'],
+  }),
+  entry({
+    id: 'legacy-insecure-reneg',
+    protocol: 'smtp',
+    mode: 'starttls',
+    description: 'TLS 1.2 without RFC 5746: no renegotiation_info in the ServerHello, hand-written responder',
+    cert: LEGACY_CERT,
+    tls: { kind: 'raw', versions: ['TLSv1.2'], suites: BSI_RSA_TLS12.slice(0, 2), secureRenegotiation: false },
+    weaknesses: ['renegotiation-insecure'],
+  }),
+  entry({
+    id: 'legacy-heartbeat',
+    protocol: 'smtp',
+    mode: 'starttls',
+    description: 'TLS 1.2, heartbeat extension negotiated but not vulnerable (RFC 6520 §4 length check)',
+    cert: LEGACY_CERT,
+    tls: { kind: 'raw', versions: ['TLSv1.2'], suites: BSI_RSA_TLS12.slice(0, 2), heartbeat: 'on' },
+    weaknesses: ['heartbeat-enabled'],
+  }),
+  entry({
+    id: 'legacy-no-fallback-scsv',
+    protocol: 'smtp',
+    mode: 'starttls',
+    description: 'TLS 1.1 and 1.2, ignores TLS_FALLBACK_SCSV (RFC 7507), hand-written responder',
+    cert: LEGACY_CERT,
+    tls: { kind: 'raw', versions: ['TLSv1.1', 'TLSv1.2'], suites: ['ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-SHA'] },
+    weaknesses: ['protocol-tls1.1', 'cipher-not-allowed', 'fallback-scsv-missing'],
+  }),
+  entry({
+    id: 'smtp-client-reneg',
+    protocol: 'smtp',
+    mode: 'starttls',
+    description: 'good TLS, but honours client-initiated renegotiation (node/OpenSSL default)',
+    tls: { ...GOOD_TLS, clientRenegotiation: true },
+    weaknesses: ['client-renegotiation'],
   }),
 ];
 

@@ -223,6 +223,7 @@ function tlsSpecFor(e: CatalogEntry, cert: IssuedCertificate): TlsSpec {
       maxVersion: toNode(versions[versions.length - 1] ?? 'TLSv1.3'),
       ciphers: e.tls.suites.join(':') + (e.tls.seclevel0 === true ? ':@SECLEVEL=0' : ''),
       ecdhCurve: e.tls.groups.join(':'),
+      ...(e.tls.clientRenegotiation === true ? { clientRenegotiation: true } : {}),
     },
   };
 }
@@ -234,6 +235,10 @@ function legacyOptionsFor(e: CatalogEntry, cert: IssuedCertificate): LegacyTlsOp
     suites: suiteCodes(e.tls.suites),
     certificates: [cert.der],
     serverPreference: true,
+    ...(e.tls.secureRenegotiation === undefined ? {} : { secureRenegotiation: e.tls.secureRenegotiation }),
+    ...(e.tls.fallbackScsv === undefined ? {} : { fallbackScsv: e.tls.fallbackScsv }),
+    ...(e.tls.compression === undefined ? {} : { compression: e.tls.compression }),
+    ...(e.tls.heartbeat === undefined ? {} : { heartbeat: e.tls.heartbeat }),
   };
 }
 

@@ -54,6 +54,15 @@ export interface LegacyTlsOptions {
   secureRenegotiation?: boolean;
   /** Default false: answer TLS_FALLBACK_SCSV below our best version with inappropriate_fallback (RFC 7507 §3). */
   fallbackScsv?: boolean;
+  /** Default false. VULNERABLE when true: pick DEFLATE (1) when the client offers it (CRIME, RFC 7457 §2.6). */
+  compression?: boolean;
+  /**
+   * Default 'off'. 'on': echo the heartbeat extension (RFC 6520 §2) and answer well-formed
+   * HeartbeatRequests after the ServerHelloDone. 'heartbleed' (VULNERABLE): also answer a request
+   * whose payload_length exceeds its payload with a response that long (CVE-2014-0160), filled
+   * with a fixed marker — never real memory.
+   */
+  heartbeat?: 'off' | 'on' | 'heartbleed';
   /** DH prime size for non-export DHE suites (default 1024, the classic legacy default); export uses 512. */
   dhPrimeBits?: number;
   /** ECDHE groups we accept, in our preference order (default x25519, P-256, P-384, P-521). */
@@ -235,6 +244,30 @@ function serverKeyExchange(
   }
 }
 
+function heartbeatEchoed(opts: LegacyTlsOptions, ch: ClientHelloInfo, version: VersionName): boolean {
+  return (opts.heartbeat ?? 'off') !== 'off' && ch.heartbeat && version !== 'SSLv3';
+}
+
+/** Fills a fake Heartbleed "leak": a fixed, recognisable marker, never process memory. */
+export const HEARTBLEED_MARKER = Buffer.from('POSTERN-TESTBED-HEARTBLEED-MARKER;', 'ascii');
+
+/**
+ * The answer to one heartbeat record (RFC 6520 §4), or null to discard it. 'on' follows the RFC:
+ * a request whose payload_length does not fit (payload + ≥16 bytes of padding) is silently
+ * discarded; 'heartbleed' echoes payload_length bytes like unpatched OpenSSL 1.0.1a–f.
+ */
+export function heartbeatAnswer(mode: 'on' | 'heartbleed', message: Buffer): Buffer | null {
+  if (message.length < 3 || message[0] !== 1) return null; // not a heartbeat_request
+  const claimed = message.readUInt16BE(1);
+  const fits = 3 + claimed + 16 <= message.length;
+  if (!fits && mode !== 'heartbleed') return null;
+  const payload = Buffer.alloc(claimed);
+  const real = message.subarray(3, 3 + claimed);
+  real.copy(payload);
+  for (let i = real.length; i < claimed; i++) payload[i] = HEARTBLEED_MARKER[i % HEARTBLEED_MARKER.length] as number;
+  return Buffer.concat([u8(2), u16(claimed), payload, randomBytes(16)]); // heartbeat_response
+}
+
 /** The bytes to send for a decision. */
 function responseBytes(opts: LegacyTlsOptions, ch: ClientHelloInfo, d: Decision): Buffer {
   switch (d.kind) {
@@ -254,7 +287,13 @@ function responseBytes(opts: LegacyTlsOptions, ch: ClientHelloInfo, d: Decision)
         exts.push({ type: EXT.renegotiationInfo, data: vec8() }); // RFC 5746 §3.6
       }
       if (d.group !== null && ch.ecPointFormats !== null) exts.push({ type: EXT.ecPointFormats, data: vec8(u8(0)) });
-      const parts = [buildServerHello({ version: d.version, cipherSuite: d.suite.code, extensions: exts })];
+      // RFC 6520 §2: HeartbeatMode peer_allowed_to_send(1). Extensions do not exist in SSLv3.
+      if (heartbeatEchoed(opts, ch, d.version)) exts.push({ type: EXT.heartbeat, data: u8(1) });
+      // RFC 5246 §7.4.1.3: the server picks one of the client's compression methods; 1 = DEFLATE (RFC 3749).
+      const compressionMethod = opts.compression === true && ch.compressionMethods.includes(1) ? 1 : 0;
+      const parts = [
+        buildServerHello({ version: d.version, cipherSuite: d.suite.code, compressionMethod, extensions: exts }),
+      ];
       if (needsCertificate(d.suite)) parts.push(buildCertificate(opts.certificates, rv));
       const ske = serverKeyExchange(opts, ch, d);
       if (ske !== null) parts.push(ske);
@@ -273,6 +312,8 @@ export function serveLegacyHandshake(socket: net.Socket, opts: LegacyTlsOptions,
   let buf = initialBytes ?? Buffer.alloc(0);
   let answered = false;
   let timer: NodeJS.Timeout | undefined;
+  /** Set once a flight that negotiated heartbeats went out: later heartbeat records are answered. */
+  let heartbeat: { mode: 'on' | 'heartbleed'; recordVersion: number } | null = null;
 
   const arm = (ms: number): void => {
     if (timer !== undefined) clearTimeout(timer);
@@ -308,6 +349,9 @@ export function serveLegacyHandshake(socket: net.Socket, opts: LegacyTlsOptions,
     try {
       const decision = decideLegacyResponse(opts, ch);
       const fatal = decision.kind === 'alert' || decision.kind === 'sslv2-error';
+      if (decision.kind === 'tls' && heartbeatEchoed(opts, ch, decision.version) && opts.heartbeat !== 'off') {
+        heartbeat = { mode: opts.heartbeat ?? 'on', recordVersion: VERSION_CODES[decision.version] };
+      }
       send(responseBytes(opts, ch, decision), fatal);
       arm(fatal ? 1000 : (opts.idleMs ?? 5000));
     } catch {
@@ -322,7 +366,25 @@ export function serveLegacyHandshake(socket: net.Socket, opts: LegacyTlsOptions,
     if (timer !== undefined) clearTimeout(timer);
   });
   socket.on('end', () => socket.end());
+  // Heartbeat records after our flight (RFC 6520 §3: allowed at any time; this responder answers
+  // them in plaintext, as a real server does before ChangeCipherSpec). Any other record ends it.
+  const onRecordsAfterFlight = (hb: { mode: 'on' | 'heartbleed'; recordVersion: number }): boolean => {
+    while (buf.length >= 5) {
+      const type = buf[0] as number;
+      const len = buf.readUInt16BE(3);
+      if (type !== CONTENT_TYPE.heartbeat || len > 16384) return false;
+      if (buf.length < 5 + len) return true;
+      const answer = heartbeatAnswer(hb.mode, buf.subarray(5, 5 + len));
+      buf = buf.subarray(5 + len);
+      if (answer !== null) send(encodeRecords(CONTENT_TYPE.heartbeat, hb.recordVersion, answer), false);
+    }
+    return true;
+  };
   socket.on('data', (d: Buffer) => {
+    if (answered && heartbeat !== null && !finished) {
+      buf = Buffer.concat([buf, d]);
+      if (onRecordsAfterFlight(heartbeat)) return;
+    }
     if (answered) {
       // The client's next flight: this responder never completes a handshake, so end it the way a
       // real server that cannot go on would — a fatal alert now rather than an idle wait, so a

@@ -31,6 +31,12 @@ export const WEAKNESSES = {
   'starttls-stripped': 'STARTTLS works but is not advertised (as behind a stripping MITM)',
   'starttls-injection': 'plaintext pipelined after STARTTLS is executed inside TLS (CVE-2011-0411)',
   'starttls-response-injection': 'a forged plaintext reply follows the STARTTLS go-ahead',
+  'renegotiation-insecure': 'a TLS ≤ 1.2 ServerHello lacks renegotiation_info (no RFC 5746 secure renegotiation)',
+  'client-renegotiation': 'honours client-initiated renegotiation (TLS ≤ 1.2; a DoS lever BSI and NCSC-NL reject)',
+  'compression-enabled': 'selects TLS compression (DEFLATE) when offered (CRIME)',
+  'heartbeat-enabled': 'negotiates the TLS heartbeat extension (RFC 6520; BSI: not to be used)',
+  heartbleed: 'answers a heartbeat request longer than its payload with more bytes than sent (CVE-2014-0160)',
+  'fallback-scsv-missing': 'supports several versions but accepts TLS_FALLBACK_SCSV below its best (RFC 7507)',
 } as const;
 
 export type WeaknessId = keyof typeof WEAKNESSES;

@@ -5,6 +5,7 @@
  * Nothing a peer sends may crash the process: every socket has an error listener, lines are
  * bounded, and every handler runs inside a try/catch that drops only that connection.
  */
+import { constants as cryptoConstants } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -26,6 +27,11 @@ export interface NodeTlsSpec {
     ecdhCurve?: string;
     sigalgs?: string;
     honorCipherOrder?: boolean;
+    /**
+     * VULNERABLE when true: honour client-initiated renegotiation (node's default, limited to 3
+     * per 10 min). Default false sets SSL_OP_NO_RENEGOTIATION (BSI TR-02102-2, NCSC-NL).
+     */
+    clientRenegotiation?: boolean;
   };
 }
 
@@ -378,6 +384,7 @@ function createSecureContext(spec: NodeTlsSpec['secureContext']): tls.SecureCont
     ...(spec.ecdhCurve !== undefined && { ecdhCurve: spec.ecdhCurve }),
     ...(spec.sigalgs !== undefined && { sigalgs: spec.sigalgs }),
     honorCipherOrder: spec.honorCipherOrder ?? true,
+    ...(spec.clientRenegotiation !== true && { secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION }),
   });
 }
 

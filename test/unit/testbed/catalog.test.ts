@@ -85,6 +85,19 @@ function impliedWeaknesses(e: CatalogEntry): Set<WeaknessId> {
       if (s.cipherFamily === 'RC4') w.add('cipher-rc4');
     }
   }
+  // Issue 3 checks. Node (OpenSSL) always honours TLS_FALLBACK_SCSV and has RFC 5746 on; the raw
+  // responder does neither unless told; heartbeat and DEFLATE exist only on the raw responder.
+  const tls = e.tls;
+  if (tls.kind === 'raw') {
+    if (tls.secureRenegotiation === false) w.add('renegotiation-insecure');
+    if (tls.compression === true) w.add('compression-enabled');
+    if (tls.heartbeat === 'on' || tls.heartbeat === 'heartbleed') w.add('heartbeat-enabled');
+    if (tls.heartbeat === 'heartbleed') w.add('heartbleed');
+    if (e.expected.protocols.filter((v) => v !== 'SSLv2').length >= 2 && tls.fallbackScsv !== true)
+      w.add('fallback-scsv-missing');
+  } else if (tls.clientRenegotiation === true && e.expected.protocols.some((v) => v !== 'TLSv1.3')) {
+    w.add('client-renegotiation');
+  }
   return w;
 }
 

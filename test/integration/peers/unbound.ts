@@ -1,0 +1,148 @@
+/**
+ * A private Unbound instance on loopback that answers from `local-data` only: a real DNS server for
+ * postern's DNS client tests, with no mocks. It never recurses or forwards: `local-zone: "." static`
+ * makes every name outside the given data NXDOMAIN (or NODATA), and `do-not-query-address` covers
+ * all of IPv4 and IPv6 as a second guard (this machine has no outside network, and the tests must
+ * not try). Runs in the foreground (`-d`), so stop() kills exactly the PID we spawned.
+ *
+ * Extensible for DNSSEC later: `serverLines` go into the `server:` clause verbatim (trust anchors,
+ * `module-config: "validator iterator"`, `auth-zone:` clauses for signed zone files go in `extraClauses`).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PosternError } from '../../../src/core/errors.ts';
+import { assertLoopback, freePort, waitForPort } from './ports.ts';
+import { pidAlive, run, trackDaemon, untrackDaemon, waitPidGone } from './proc.ts';
+import { makeTempDir } from './tmp.ts';
+
+const UNBOUND = '/usr/sbin/unbound';
+
+/** True when Debian's unbound binary is installed (scripts/install-peers.sh). */
+export function unboundAvailable(): boolean {
+  return existsSync(UNBOUND);
+}
+
+export interface UnboundOptions {
+  /** RRs in zone-file syntax, e.g. 'example.test. 300 IN MX 10 mx1.example.test.'. */
+  localData: string[];
+  /** Extra `local-zone: "<name>" <type>` entries, e.g. { name: 'refused.test.', type: 'refuse' }. */
+  localZones?: Array<{ name: string; type: string }>;
+  /** Extra lines for the `server:` clause. */
+  serverLines?: string[];
+  /** Extra top-level clauses (e.g. an `auth-zone:` block), verbatim. */
+  extraClauses?: string[];
+  /** Loopback address to listen on (default 127.0.0.1). */
+  host?: string;
+}
+
+export interface UnboundInstance {
+  host: string;
+  port: number;
+  /** `host:port`, as `--dns-server` takes it. */
+  server: string;
+  pid: number;
+  dir: string;
+  /** Unbound's log so far (stderr), for failure messages. */
+  log(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Unbound accepts "…" or '…'; TXT data carries double quotes, so those values get single ones. */
+function quote(s: string): string {
+  if (/[\n\r]/.test(s) || (s.includes('"') && s.includes("'")))
+    throw new PosternError('peer-bad-config', `unbound config value cannot be quoted: ${s}`);
+  return s.includes('"') ? `'${s}'` : `"${s}"`;
+}
+
+/** Starts Unbound on host:<free port> (UDP and TCP) and resolves once it answers on TCP. */
+export async function startUnbound(opts: UnboundOptions): Promise<UnboundInstance> {
+  const host = opts.host ?? '127.0.0.1';
+  assertLoopback(host);
+  const dir = await makeTempDir('unbound');
+  const port = await freePort(host);
+  const conf = [
+    'server:',
+    '  verbosity: 1',
+    '  do-daemonize: no',
+    '  username: ""',
+    '  chroot: ""',
+    `  directory: ${quote(dir.path)}`,
+    '  pidfile: ""',
+    '  use-syslog: no',
+    '  logfile: ""',
+    `  interface: ${host}@${port}`,
+    `  port: ${port}`,
+    `  do-ip4: ${host.includes(':') ? 'no' : 'yes'}`,
+    `  do-ip6: ${host.includes(':') ? 'yes' : 'no'}`,
+    '  do-udp: yes',
+    '  do-tcp: yes',
+    '  access-control: 127.0.0.0/8 allow',
+    '  access-control: ::1 allow',
+    // Never send a query anywhere: no upstream exists for these tests.
+    '  do-not-query-localhost: yes',
+    '  do-not-query-address: 0.0.0.0/0',
+    '  do-not-query-address: ::/0',
+    '  num-threads: 1',
+    '  module-config: "iterator"',
+    '  local-zone: "." static',
+    ...(opts.localZones ?? []).map((z) => `  local-zone: ${quote(z.name)} ${z.type}`),
+    ...opts.localData.map((rr) => `  local-data: ${quote(rr)}`),
+    ...(opts.serverLines ?? []).map((l) => `  ${l}`),
+    'remote-control:',
+    '  control-enable: no',
+    ...(opts.extraClauses ?? []),
+    '',
+  ].join('\n');
+  const confPath = join(dir.path, 'unbound.conf');
+  await writeFile(confPath, conf);
+  const check = await run('/usr/sbin/unbound-checkconf', [confPath], { timeoutMs: 15_000 });
+  if (check.code !== 0) {
+    await dir.remove();
+    throw new PosternError('peer-bad-config', `unbound-checkconf: ${(check.stderr || check.stdout).trim()}`);
+  }
+
+  const logPath = join(dir.path, 'unbound.log');
+  const out = await open(logPath, 'a', 0o600);
+  const child = spawn(UNBOUND, ['-d', '-c', confPath], { stdio: ['ignore', out.fd, out.fd] });
+  await out.close();
+  const pid = child.pid;
+  if (pid === undefined) {
+    await dir.remove();
+    throw new PosternError('peer-exec-failed', 'cannot spawn unbound');
+  }
+  trackDaemon(pid);
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  const readLog = (): Promise<string> => readFile(logPath, 'utf8').catch(() => '');
+  const stop = async (): Promise<void> => {
+    if (!exited && (await pidAlive(pid))) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone
+      }
+      if (!(await waitPidGone(pid, 5000))) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+        await waitPidGone(pid, 2000);
+      }
+    }
+    untrackDaemon(pid);
+    await dir.remove();
+  };
+  try {
+    await waitForPort(host, port, 15_000);
+  } catch (e) {
+    const log = await readLog();
+    await stop();
+    throw new PosternError('peer-start-failed', `unbound did not start: ${(e as Error).message}\n${log.slice(-2000)}`);
+  }
+  return { host, port, server: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, pid, dir: dir.path, log: readLog, stop };
+}
