@@ -109,7 +109,7 @@ export async function profileAudit(host: string, relay: CountingRelay): Promise<
   }
 
   const lines = [
-    '### Where postern\'s time goes (in-process, sequential phases, JIT warm)',
+    "### Where postern's time goes (in-process, sequential phases, JIT warm)",
     '',
     `Node start-up, \`node bin/postern.js --version\`: median ${median(startup).toFixed(0)} ms; with a warm ` +
       `\`NODE_COMPILE_CACHE\` ${median(startupCached).toFixed(0)} ms.`,

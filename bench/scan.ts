@@ -50,6 +50,11 @@ export function missing(want: SuiteSets, have: SuiteSets): string[] {
   return out;
 }
 
+function stripAnsi(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\x1b\[[0-9;]*m/g, '');
+}
+
 const SSLSCAN_VERSIONS: Record<string, VersionName> = {
   SSLv2: 'SSLv2',
   SSLv3: 'SSLv3',
@@ -66,8 +71,7 @@ const SSLSCAN_VERSIONS: Record<string, VersionName> = {
 export function parseSslscan(text: string): { suites: SuiteSets; unknown: string[] } {
   const suites = emptySets();
   const unknown: string[] = [];
-  // eslint-disable-next-line no-control-regex
-  const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
+  const plain = stripAnsi(text);
   for (const line of plain.split('\n')) {
     const m = /^(?:Accepted|Preferred)\s+(SSLv[23]|TLSv1\.[0-3])\s+\d+\s+bits\s+(\S+)/.exec(line.trim());
     if (!m) continue;
@@ -111,9 +115,7 @@ async function counted<T>(relay: CountingRelay, fn: () => Promise<T>): Promise<{
 async function versions(): Promise<Record<string, string>> {
   const pick = async (cmd: string, args: string[], re: RegExp): Promise<string> => {
     const r = await timedRun(cmd, args, { timeoutMs: 30_000 }).catch(() => null);
-    // eslint-disable-next-line no-control-regex
-    const text = (r?.stdout ?? '') + (r?.stderr ?? '').replace(/\x1b\[[0-9;]*m/g, '');
-    return re.exec(text.replace(/\x1b\[[0-9;]*m/g, ''))?.[1] ?? '?';
+    return re.exec(stripAnsi((r?.stdout ?? '') + (r?.stderr ?? '')))?.[1] ?? '?';
   };
   return {
     postfix: await pick('/usr/sbin/postconf', ['-d', 'mail_version'], /mail_version = (\S+)/),
@@ -319,14 +321,18 @@ function render(
   }
   lines.push('');
   const ratio = (a: number, b: number): string => (a / b).toFixed(2);
-  lines.push(`- postern / sslscan wall time: **${ratio(p, s)}** (target ≤ 1.00) — with a warm compile cache ${ratio(pc, s)}`);
+  lines.push(
+    `- postern / sslscan wall time: **${ratio(p, s)}** (target ≤ 1.00) — with a warm compile cache ${ratio(pc, s)}`,
+  );
   lines.push(`- testssl.sh full / postern wall time: **${(tf / p).toFixed(1)}×** (target ≥ 50×)`);
   lines.push(`- testssl.sh -E / postern wall time: ${(te / p).toFixed(1)}×`);
   lines.push(
     `- postern's probe itself (in-process \`stats.durationMs\`, median): ${(ctx.probeMs / 1000).toFixed(2)} s of its ${fmtS(p)} s; ` +
       `the rest is Node start-up, module loading, certificate analysis and the CVE-2011-0411 injection check.`,
   );
-  const pMiss = byTool.get('postern scan')?.suites ? missing(oracle, byTool.get('postern scan')?.suites ?? emptySets()) : [];
+  const pMiss = byTool.get('postern scan')?.suites
+    ? missing(oracle, byTool.get('postern scan')?.suites ?? emptySets())
+    : [];
   lines.push(
     `- postern finds every suite testssl.sh -E finds: **${pMiss.length === 0 ? 'yes' : `no, missed ${pMiss.length}`}**`,
   );

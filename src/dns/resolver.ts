@@ -236,7 +236,8 @@ export function createDnsClient(opts: DnsClientOptions = {}): DnsClient {
       try {
         // getaddrinfo: honours /etc/hosts and nsswitch, as "the system resolver" promises users.
         const all = await systemLookup(h, { all: true, order: 'ipv4first' });
-        return [...new Set(all.map((a) => a.address))];
+        const list = all.map((a) => a.address);
+        return [...sortAddresses(list.filter((x) => isIP(x) === 4)), ...sortAddresses(list.filter((x) => isIP(x) === 6))];
       } catch (e) {
         throw toDnsError(e, h, 'A/AAAA');
       }

@@ -399,8 +399,8 @@ const CSS = `
 --ok:#1a7f37;--ok-bg:#dafbe1;--fail:#cf222e;--fail-bg:#ffebe9;--warn:#9a6700;--warn-bg:#fff8c5;--accent:#0969da;
 --crit:#8b0820;--high:#cf222e;--med:#bc4c00;--low:#9a6700;--info:#57606a;--mono:ui-monospace,"SFMono-Regular","DejaVu Sans Mono",Menlo,Consolas,monospace}
 @media (prefers-color-scheme:dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#8d96a0;--card:#161b22;--line:#30363d;--head:#1c2129;
---ok-bg:#12261e;--fail-bg:#2d1214;--warn:#d29922;--warn-bg:#272115;--accent:#4493f8;--crit:#ff7b72;--high:#f85149;--med:#f0883e;--low:#d29922;--info:#8d96a0}
-.good{color:#3fb950}.bad{color:#f85149}}
+--ok:#3fb950;--fail:#f85149;--ok-bg:#12261e;--fail-bg:#2d1214;--warn:#d29922;--warn-bg:#272115;--accent:#4493f8;--crit:#da3633;--high:#f85149;--med:#f0883e;--low:#d29922;--info:#8d96a0}
+}
 *{box-sizing:border-box}
 html{background:var(--bg)}
 body{margin:0 auto;max-width:1200px;padding:28px 32px 48px;color:var(--fg);background:var(--bg);

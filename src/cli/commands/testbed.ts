@@ -31,9 +31,12 @@ export async function testbedCommand(opts: TestbedCliOptions): Promise<number> {
   else {
     process.stdout.write(`${formatManifest(testbed.manifest)}\n`);
     process.stdout.write(`\nmanifest: ${manifestPath}\ntestbed CA: ${testbed.manifest.caFile}\n`);
-    process.stdout.write(
-      'try: npx postern scan --ca-file <testbed CA> --name <hostname> <url>   (Ctrl-C stops the testbed)\n',
-    );
+    const first = testbed.manifest.servers[0];
+    if (first)
+      process.stdout.write(
+        `try: npx postern scan --ca-file ${testbed.manifest.caFile} --name ${first.hostname} ${first.url}\n`,
+      );
+    process.stdout.write('Ctrl-C (SIGINT) or SIGTERM stops the testbed.\n');
   }
   await new Promise<void>((resolve) => {
     const stop = (): void => {

@@ -15,7 +15,7 @@ import { NetError, PosternError, WireError } from '../../core/errors.ts';
 import { tlsHandshake } from '../handshake.ts';
 import { openStartTls, StartTlsError } from '../starttls/index.ts';
 import type { StartTlsReady } from '../starttls/index.ts';
-import { ALERT, CONTENT_TYPE, VERSION_CODES, alertName, compareVersions } from '../wire/constants.ts';
+import { ALERT, CONTENT_TYPE, VERSION_CODES, alertName } from '../wire/constants.ts';
 import type { VersionName } from '../wire/constants.ts';
 import { encodeRecords } from '../wire/record.ts';
 import { ServerFlightParser } from '../wire/server-flight.ts';
@@ -306,7 +306,6 @@ function heartbeatScanner(): (chunk: Buffer) => HeartbeatAnswer | undefined {
         pending = Buffer.alloc(0);
       }
     }
-    if (pending.length > 16) pending = Buffer.from(pending.subarray(0, 16)); // only headers matter
     return seen > MAX_HEARTBEAT_READ ? { kind: 'none', reason: `no heartbeat answer in ${seen} bytes` } : undefined;
   };
 }
@@ -470,7 +469,3 @@ function renegotiateOnce(
   });
 }
 
-/** Whether any version the enumeration found supports the checks at all (for callers and reports). */
-export function hasLegacyTls(input: CheckInput): boolean {
-  return LEGACY_TLS.some((v) => input.protocols[v]) && compareVersions('SSLv3', 'TLSv1.2') < 0;
-}

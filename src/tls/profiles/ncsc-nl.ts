@@ -110,8 +110,6 @@ export const NCSC_NL_PROFILE: Profile = Object.freeze({
     'brainpoolP256r1',
     'brainpoolP384r1',
     'brainpoolP512r1',
-    'Ed25519',
-    'Ed448',
   ]),
   // §3.3.5: SHA-1 and MD5 Insufficient, SHA-224 Phase-out; Ed25519/Ed448 accepted by internet.nl.
   certSignatureHashes: Object.freeze(hashRatings({ sha224: 'phase-out', intrinsic: 'good' })),
