@@ -40,9 +40,16 @@ export function buildProgram(out: { exitCode: number }): Command {
     .description(
       'audit the TLS of mail endpoints (smtp://, submission://, smtps://, imap://, imaps://, pop3://, pop3s:// or host:port)',
     )
-    .argument('[targets...]', 'endpoints to scan')
+    .argument('[targets...]', 'mail domains (example.org: MX hosts) or endpoints to scan')
     .option('-f, --file <path>', 'read targets from a file (one per line, # comments); "-" for stdin')
     .option('--json', 'print the JSON report (schemaVersion 1, docs/scan-schema.md)')
+    .option('--html <file>', 'also write a self-contained HTML report to <file>')
+    .option('--services <list>', 'for mail-domain targets: mx,submission,imap,pop3', 'mx')
+    .option(
+      '--dns-server <ip[:port]>',
+      'resolve through this DNS server instead of the system resolver (repeatable)',
+      collect,
+    )
     .option('--name <hostname>', 'name the certificate must match (default: the target host)')
     .option('--ca-file <path>', 'add trust anchors from a PEM file (repeatable)', collect)
     .addOption(

@@ -53,7 +53,7 @@ export interface SrvLookup {
 }
 
 export interface DnsClient {
-  /** MX records in preference order; [] for a null MX. Use `mxLookup` to tell the cases apart. */
+  /** Where mail for `domain` goes, in preference order: its MX records, or the implicit MX; [] for a null MX or none. `mxLookup` tells the cases apart. */
   mx(domain: string): Promise<MxRecord[]>;
   /** MX with RFC 7505 null MX and RFC 5321 §5.1 implicit MX resolved. */
   mxLookup(domain: string): Promise<MxLookup>;
@@ -66,12 +66,7 @@ export interface DnsClient {
 }
 
 export type DnsErrorCode =
-  | 'dns-nxdomain'
-  | 'dns-nodata'
-  | 'dns-timeout'
-  | 'dns-servfail'
-  | 'dns-refused'
-  | 'dns-failed';
+  'dns-nxdomain' | 'dns-nodata' | 'dns-timeout' | 'dns-servfail' | 'dns-refused' | 'dns-failed';
 
 /** A lookup that failed; `temporary` is false only for answers that say the data does not exist. */
 export class DnsError extends PosternError {
@@ -178,16 +173,23 @@ function canonical(name: string): string {
 
 /** Numeric address order (IPv4 octets; IPv6 groups after expanding "::"). */
 function addressKey(ip: string): string {
-  if (isIP(ip) === 4) return ip.split('.').map((o) => o.padStart(3, '0')).join('.');
+  if (isIP(ip) === 4)
+    return ip
+      .split('.')
+      .map((o) => o.padStart(3, '0'))
+      .join('.');
   const [head = '', tail] = ip.toLowerCase().split('::');
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  const groups =
+    tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
   return groups.map((g) => g.padStart(4, '0')).join(':');
 }
 
 function sortAddresses(list: string[]): string[] {
-  return [...new Set(list)].sort((x, y) => (addressKey(x) < addressKey(y) ? -1 : addressKey(x) > addressKey(y) ? 1 : 0));
+  return [...new Set(list)].sort((x, y) =>
+    addressKey(x) < addressKey(y) ? -1 : addressKey(x) > addressKey(y) ? 1 : 0,
+  );
 }
 
 /** The queries postern needs, as a seam for a future DNSSEC-aware backend. */
@@ -215,10 +217,7 @@ export function createDnsClient(opts: DnsClientOptions = {}): DnsClient {
   }
 
   /** One address family; NXDOMAIN/NODATA become [] with the error kept for the caller to weigh. */
-  async function family(
-    rrtype: 'A' | 'AAAA',
-    host: string,
-  ): Promise<{ addrs: string[]; err: DnsError | null }> {
+  async function family(rrtype: 'A' | 'AAAA', host: string): Promise<{ addrs: string[]; err: DnsError | null }> {
     try {
       const addrs = await q(rrtype, host, () =>
         rrtype === 'A' ? backend.resolve4(fqdn(host)) : backend.resolve6(fqdn(host)),
@@ -237,7 +236,10 @@ export function createDnsClient(opts: DnsClientOptions = {}): DnsClient {
         // getaddrinfo: honours /etc/hosts and nsswitch, as "the system resolver" promises users.
         const all = await systemLookup(h, { all: true, order: 'ipv4first' });
         const list = all.map((a) => a.address);
-        return [...sortAddresses(list.filter((x) => isIP(x) === 4)), ...sortAddresses(list.filter((x) => isIP(x) === 6))];
+        return [
+          ...sortAddresses(list.filter((x) => isIP(x) === 4)),
+          ...sortAddresses(list.filter((x) => isIP(x) === 6)),
+        ];
       } catch (e) {
         throw toDnsError(e, h, 'A/AAAA');
       }
@@ -250,12 +252,19 @@ export function createDnsClient(opts: DnsClientOptions = {}): DnsClient {
     if (addrs.length > 0) return addrs;
     // Both empty: NXDOMAIN if either family said so, else NODATA.
     const nx = [a.err, aaaa.err].find((x) => x?.code === 'dns-nxdomain');
-    throw new DnsError(nx ? 'dns-nxdomain' : 'dns-nodata', h, 'A/AAAA', `A/AAAA ${h}: ${DESCRIBE[nx ? 'dns-nxdomain' : 'dns-nodata']}`);
+    throw new DnsError(
+      nx ? 'dns-nxdomain' : 'dns-nodata',
+      h,
+      'A/AAAA',
+      `A/AAAA ${h}: ${DESCRIBE[nx ? 'dns-nxdomain' : 'dns-nodata']}`,
+    );
   }
 
   function sortMx(list: MxRecord[]): MxRecord[] {
     // RFC 5321 §5.1 randomizes among equal preferences; a report wants a stable order instead.
-    return list.sort((x, y) => x.priority - y.priority || (x.exchange < y.exchange ? -1 : x.exchange > y.exchange ? 1 : 0));
+    return list.sort(
+      (x, y) => x.priority - y.priority || (x.exchange < y.exchange ? -1 : x.exchange > y.exchange ? 1 : 0),
+    );
   }
 
   async function mxLookup(domain: string): Promise<MxLookup> {

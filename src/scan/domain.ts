@@ -13,7 +13,7 @@ import type { DnsClient, SrvLookup } from '../dns/resolver.ts';
 import type { Finding, Severity } from './findings.ts';
 import type { EndpointReport } from './scan.ts';
 import { parseTarget } from './target.ts';
-import type { ResolvedTarget, Service } from './target.ts';
+import type { ResolvedTarget, ScanTarget, Service } from './target.ts';
 
 export type DomainService = 'mx' | 'submission' | 'imap' | 'pop3';
 
@@ -89,7 +89,8 @@ export function parseServices(text: string): DomainService[] {
       throw new UsageError(`unknown service "${raw.trim()}"`, { hint: `use a list of ${DOMAIN_SERVICES.join(', ')}` });
     if (!out.includes(s as DomainService)) out.push(s as DomainService);
   }
-  if (out.length === 0) throw new UsageError('no service given', { hint: `use a list of ${DOMAIN_SERVICES.join(', ')}` });
+  if (out.length === 0)
+    throw new UsageError('no service given', { hint: `use a list of ${DOMAIN_SERVICES.join(', ')}` });
   return out;
 }
 
@@ -154,7 +155,15 @@ export async function planDomain(
 ): Promise<DomainPlan> {
   const d = normalizeDomain(domain);
   if (d === null) throw new UsageError(`"${domain}" is not a domain name`, { hint: 'give e.g. example.org' });
-  const plan: DomainPlan = { domain: d, services, nullMx: false, implicitMx: false, mx: [], endpoints: [], problems: [] };
+  const plan: DomainPlan = {
+    domain: d,
+    services,
+    nullMx: false,
+    implicitMx: false,
+    mx: [],
+    endpoints: [],
+    problems: [],
+  };
   const problem = (id: string, severity: Severity, message: string): void => {
     plan.problems.push({ id, severity, message });
   };
@@ -185,7 +194,11 @@ export async function planDomain(
       plan.mx = mx.records.map((r) => r.exchange);
       if (mx.nullMx) problem('null-mx', 'info', `${d} publishes a null MX (RFC 7505): it accepts no mail`);
       if (mx.nullMxMixed)
-        problem('null-mx-mixed', 'medium', `${d} publishes a null MX together with other MX records (RFC 7505 §3 forbids this)`);
+        problem(
+          'null-mx-mixed',
+          'medium',
+          `${d} publishes a null MX together with other MX records (RFC 7505 §3 forbids this)`,
+        );
       if (mx.implicit)
         problem('mx-implicit', 'info', `${d} has no MX record; mail goes to its own address records (RFC 5321 §5.1)`);
       if (!mx.nullMx && mx.records.length === 0)
@@ -249,7 +262,11 @@ export async function planDomain(
           problem(`${role}-lookup-failed`, 'medium', `SRV ${srvName}: ${describeDnsError(e)}`);
       }
       if (srv?.notAvailable) {
-        problem(`${role}-not-offered`, 'info', `SRV ${srvName} is "." : ${kind.service} is not offered (RFC 6186 §3.4)`);
+        problem(
+          `${role}-not-offered`,
+          'info',
+          `SRV ${srvName} is "." : ${kind.service} is not offered (RFC 6186 §3.4)`,
+        );
         continue;
       }
       if (srv && srv.records.length > 0) {
@@ -270,7 +287,13 @@ export async function planDomain(
       }
       for (const g of await guessHosts())
         for (const address of g.addrs)
-          add(endpointFor(kind.service, g.host, opts.ports?.[kind.service], address, { role, source: 'guess', name: g.host }));
+          add(
+            endpointFor(kind.service, g.host, opts.ports?.[kind.service], address, {
+              role,
+              source: 'guess',
+              name: g.host,
+            }),
+          );
     }
     if (plan.endpoints.length === before && !plan.problems.some((p) => p.id === `${role}-not-offered`))
       problem(
@@ -304,12 +327,16 @@ function weakness(r: EndpointReport): [number, number, number] {
   return [r.reachable ? 0 : 1, worst, serious];
 }
 
+function suiteSet(r: EndpointReport): string[] {
+  return [...new Set(r.ciphers.map((c) => `${c.protocol}:${c.name}`))].sort();
+}
+
 /** What two MX endpoints must agree on, one line per aspect, for the mx-inconsistent comparison. */
 function profile(r: EndpointReport): Array<[string, string]> {
   const versions = Object.entries(r.protocols)
     .filter(([, on]) => on)
     .map(([v]) => v);
-  const suites = [...new Set(r.ciphers.map((c) => `${c.protocol}:${c.name}`))].sort();
+  const suites = suiteSet(r);
   const c = r.certificate;
   const certFindings = r.findings
     .filter((f) => f.id.startsWith('cert-'))
@@ -359,14 +386,23 @@ export function summarizeDomain(plan: DomainPlan, reports: EndpointReport[]): Do
     });
 
   if (mxPairs.length > 1) {
-    const profiles = mxPairs.map((m) => ({ who: label(m.ep), aspects: profile(m.r) }));
+    const profiles = mxPairs.map((m) => ({ who: label(m.ep), aspects: profile(m.r), suites: suiteSet(m.r) }));
     const evidence: string[] = [];
     const first = profiles[0];
     if (first) {
       first.aspects.forEach(([aspect], i) => {
         const values = profiles.map((p) => p.aspects[i]?.[1] ?? '');
-        if (new Set(values).size > 1)
-          profiles.forEach((p, j) => evidence.push(`${aspect}: ${p.who}: ${values[j] ?? ''}`));
+        if (new Set(values).size <= 1) return;
+        if (aspect === 'suites') {
+          // Full suite lists drown the difference: name only what not every MX accepts.
+          const common = profiles.reduce((acc, p) => acc.filter((x) => p.suites.includes(x)), first.suites);
+          for (const p of profiles) {
+            const own = p.suites.filter((x) => !common.includes(x));
+            evidence.push(
+              `suites: ${p.who}: ${p.suites.length} accepted${own.length ? `, not on every MX: ${own.join(' ')}` : ''}`,
+            );
+          }
+        } else profiles.forEach((p, j) => evidence.push(`${aspect}: ${p.who}: ${values[j] ?? ''}`));
       });
     }
     if (evidence.length > 0) {
@@ -403,4 +439,12 @@ export function summarizeDomain(plan: DomainPlan, reports: EndpointReport[]): Do
     weakestAddress: weakest?.r.address ?? null,
     findings,
   };
+}
+
+/**
+ * Resolves a URL target's host through `dns` (for `--dns-server`; without servers the client uses
+ * getaddrinfo, like `resolveTarget`): one entry per address, A before AAAA. Throws DnsError.
+ */
+export async function resolveWith(t: ScanTarget, dns: DnsClient): Promise<ResolvedTarget[]> {
+  return (await dns.addresses(t.host)).map((address) => ({ ...t, address }));
 }

@@ -14,6 +14,8 @@ export interface Finding {
   id: string;
   severity: Severity;
   message: string;
+  /** The rule broken, citing its source (e.g. "BSI TR-02102-2 (2025-01) Table 1"). */
+  rule?: string;
   evidence?: string[];
 }
 

@@ -9,24 +9,14 @@ import { VERSIONS } from '../tls/wire/constants.ts';
 import type { VersionName } from '../tls/wire/constants.ts';
 import { suiteByCode } from '../tls/wire/suites.ts';
 import type { Finding, Severity } from './findings.ts';
-import type { CertificateSummary, EndpointReport, ScanReport } from './scan.ts';
+import type { CertificateSummary, ScanReport } from './scan.ts';
+import type { DomainSummary } from './domain.ts';
 
 /** A finding as rendered: profile grading may add the rule it comes from. */
-export type HtmlFinding = Finding & { rule?: string };
-
-/** Per-domain result from profile grading (optional; shape not fixed yet, so rendered leniently). */
-export interface HtmlDomainReport {
-  domain: string;
-  mx: string[];
-  verdict: boolean | string | { compliant?: boolean; level?: string; label?: string };
-  findings: HtmlFinding[];
-}
-
-/** What renderHtml accepts: a ScanReport, whose findings may carry `rule`, plus optional `domains`. */
-export type HtmlScanReport = Omit<ScanReport, 'targets'> & {
-  targets: Array<Omit<EndpointReport, 'findings'> & { findings: HtmlFinding[] }>;
-  domains?: HtmlDomainReport[];
-};
+/** What renderHtml renders: the scan report as `postern scan --json` prints it. */
+export type HtmlScanReport = ScanReport;
+type HtmlFinding = Finding;
+type HtmlDomainReport = DomainSummary;
 
 export interface RenderHtmlOptions {
   /** Page title (default "postern TLS scan report"). */
@@ -193,6 +183,8 @@ function findingsTable(findings: readonly HtmlFinding[]): string {
   if (findings.length === 0) return '<p class="none">No findings.</p>';
   // Most severe first; Array.prototype.sort is stable, so equal severities keep report order.
   const sorted = [...findings].sort((a, b) => sevRank(a.severity) - sevRank(b.severity));
+  // The Rule column appears only once profile grading names rules.
+  const withRule = findings.some((f) => f.rule);
   const rows = sorted.map((f) => {
     const s = sev(f.severity);
     const evidence =
@@ -204,11 +196,11 @@ function findingsTable(findings: readonly HtmlFinding[]): string {
       `<td><span class="sev sev-${s}">${e(s === 'unknown' ? f.severity : s)}</span></td>`,
       `<td class="mono">${e(f.id)}</td>`,
       `<td>${e(f.message)}${evidence}</td>`,
-      `<td class="small">${f.rule ? e(f.rule) : '<span class="muted">—</span>'}</td>`,
+      withRule ? `<td class="small">${f.rule ? e(f.rule) : '<span class="muted">—</span>'}</td>` : '',
       '</tr>',
     ].join('');
   });
-  return `<table class="findings"><thead><tr><th>Severity</th><th>Finding</th><th>Details</th><th>Rule</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table class="findings"><thead><tr><th>Severity</th><th>Finding</th><th>Details</th>${withRule ? '<th>Rule</th>' : ''}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function ciphersBlock(r: Endpoint): string {
@@ -357,39 +349,37 @@ function endpointSection(r: Endpoint, i: number, now: string): string {
   ].join('\n');
 }
 
-function domainVerdict(v: HtmlDomainReport['verdict']): { ok: boolean | null; label: string } {
-  if (typeof v === 'boolean') return { ok: v, label: v ? 'compliant' : 'not compliant' };
-  if (typeof v === 'string') {
-    const ok = /^(compliant|pass(ed)?|ok|secure|good)$/i.test(v)
-      ? true
-      : /^(not[ -]compliant|fail(ed)?|insecure|bad)$/i.test(v)
-        ? false
-        : null;
-    return { ok, label: v };
-  }
-  const ok = typeof v.compliant === 'boolean' ? v.compliant : null;
-  return { ok, label: v.label ?? v.level ?? (ok === null ? 'unknown' : ok ? 'compliant' : 'not compliant') };
+function domainVerdict(d: HtmlDomainReport): { ok: boolean; label: string } {
+  return { ok: d.compliant, label: d.compliant ? 'compliant' : 'not compliant' };
 }
 
-function domainsSection(domains: readonly HtmlDomainReport[]): string {
+function domainsSection(domains: readonly HtmlDomainReport[], targets: readonly Endpoint[]): string {
   const rows = domains.map((d) => {
-    const v = domainVerdict(d.verdict);
-    const cls = v.ok === null ? 'verdict-unknown' : v.ok ? 'verdict-ok' : 'verdict-fail';
-    const badge =
-      v.ok === null ? `<span class="badge badge-unknown">${e(v.label)}</span>` : verdictBadge(v.ok, v.label);
+    const v = domainVerdict(d);
+    const cls = v.ok ? 'verdict-ok' : 'verdict-fail';
+    const badge = verdictBadge(v.ok, v.label);
     const mx = d.mx.length
       ? d.mx.map((m) => `<div class="mono">${e(m)}</div>`).join('')
       : '<span class="muted">none</span>';
+    // The weakest MX links to its endpoint section when that endpoint is in this report.
+    let weakest = '<span class="muted">—</span>';
+    if (d.weakest) {
+      const i = targets.findIndex(
+        (t) => t.url === d.weakest && (d.weakestAddress == null || t.address === d.weakestAddress),
+      );
+      const text = `${e(d.weakest)}${d.weakestAddress ? ` <span class="muted">${e(d.weakestAddress)}</span>` : ''}`;
+      weakest = i >= 0 ? `<a href="#ep-${i + 1}">${text}</a>` : text;
+    }
     const details =
       d.findings.length > 0
         ? `<details><summary>${d.findings.length} finding${d.findings.length === 1 ? '' : 's'}</summary>${findingsTable(d.findings)}</details>`
         : '';
-    return `<tr><td class="mono">${e(d.domain)}</td><td>${mx}</td><td>${severityCounts(d.findings)}${details}</td><td class="verdict ${cls}">${badge}</td></tr>`;
+    return `<tr><td class="mono">${e(d.domain)}</td><td>${mx}</td><td class="small">${weakest}</td><td>${severityCounts(d.findings)}${details}</td><td class="verdict ${cls}">${badge}</td></tr>`;
   });
   return [
     '<section class="block">',
     `<h2>Domains <span class="count">${domains.length}</span></h2>`,
-    `<div class="scroll"><table id="domains"><thead><tr><th>Domain</th><th>MX</th><th>Findings</th><th>Verdict</th></tr></thead><tbody>${rows.join('')}</tbody></table></div>`,
+    `<div class="scroll"><table id="domains"><thead><tr><th>Domain</th><th>MX</th><th>Weakest MX</th><th>Findings</th><th>Verdict</th></tr></thead><tbody>${rows.join('')}</tbody></table></div>`,
     '</section>',
   ].join('\n');
 }
@@ -478,7 +468,7 @@ export function renderHtml(report: ScanReport | HtmlScanReport, opts: RenderHtml
   const passing = r.targets.filter((t) => t.compliant).length;
   const failing = total - passing;
   const domains = r.domains ?? [];
-  const domainFail = domains.filter((d) => domainVerdict(d.verdict).ok === false).length;
+  const domainFail = domains.filter((d) => domainVerdict(d).ok === false).length;
   const allOk = failing === 0 && domainFail === 0 && (total > 0 || domains.length > 0);
   const allFindings = [...r.targets.flatMap((t) => t.findings), ...domains.flatMap((d) => d.findings)];
   const overallSub =
@@ -517,8 +507,11 @@ export function renderHtml(report: ScanReport | HtmlScanReport, opts: RenderHtml
     '</div>',
     `<div class="overall ${allOk ? 'verdict-ok' : 'verdict-fail'}" id="overall">`,
     `<div class="big">${allOk ? 'Compliant' : 'Not compliant'}</div>`,
-    `<div class="sub">${overallSub}${domains.length ? ` · ${domains.length - domainFail} of ${domains.length} domains pass` : ''}</div>`,
-    `<div class="sub">profile ${e(r.profile)}</div>`,
+    `<div class="sub">${overallSub}</div>`,
+    ...(domains.length
+      ? [`<div class="sub">${domains.length - domainFail} of ${domains.length} domains pass</div>`]
+      : []),
+    `<div class="sub">under profile ${e(r.profile)}</div>`,
     '</div>',
     '</header>',
   ];
@@ -532,7 +525,7 @@ export function renderHtml(report: ScanReport | HtmlScanReport, opts: RenderHtml
     '</section>',
   ];
   const body = [
-    ...(domains.length ? [domainsSection(domains)] : []),
+    ...(domains.length ? [domainsSection(domains, r.targets)] : []),
     ...r.targets.map((t, i) => endpointSection(t, i, now)),
   ];
   const footer = [

@@ -1,5 +1,6 @@
 /** Human report: an sslscan-like table per endpoint; colour only on a TTY and never with NO_COLOR. */
 import { VERSIONS } from '../tls/wire/constants.ts';
+import type { DomainSummary } from './domain.ts';
 import type { EndpointReport } from './scan.ts';
 
 export interface Style {
@@ -23,7 +24,9 @@ export function colourWanted(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv
 export function renderEndpoint(r: EndpointReport, st: Style): string {
   const lines: string[] = [];
   lines.push(st.bold(`${r.url}`) + st.dim(` (${r.address})`));
-  if (r.starttls) {
+  if (!r.reachable && r.starttls === null) {
+    lines.push(`  Status       ${st.red('unreachable')}`);
+  } else if (r.starttls) {
     const s = r.starttls;
     const how = s.refusedReply
       ? st.red(`refused: ${s.refusedReply}`)
@@ -72,5 +75,21 @@ export function renderEndpoint(r: EndpointReport, st: Style): string {
   }
   const verdict = r.compliant ? st.green('no findings') : st.red(`${r.findings.length} finding(s)`);
   lines.push(`  Result       ${verdict} ${st.dim(`(${r.stats.connections} connections, ${r.stats.durationMs} ms)`)}`);
+  return lines.join('\n');
+}
+
+/** Per-domain summary: the weakest MX decides; inconsistent MX hosts are called out. */
+export function renderDomain(d: DomainSummary, st: Style): string {
+  const lines = [st.bold(`domain ${d.domain}`) + st.dim(`  MX: ${d.mx.join(', ') || '(none)'}`)];
+  for (const f of d.findings) {
+    const col =
+      f.severity === 'critical' || f.severity === 'high' ? st.red : f.severity === 'info' ? st.dim : st.yellow;
+    lines.push(`    ${col(f.severity.toUpperCase().padEnd(8))} ${f.id.padEnd(28)} ${f.message}`);
+    for (const e of f.evidence ?? []) lines.push(`             ${st.dim(e)}`);
+  }
+  const verdict = d.compliant
+    ? st.green('compliant')
+    : st.red(`not compliant${d.weakest ? ` (weakest: ${d.weakest})` : ''}`);
+  lines.push(`  Verdict      ${verdict}`);
   return lines.join('\n');
 }

@@ -14,6 +14,8 @@ import { formatSuiteCode, suiteByCode } from '../tls/wire/suites.ts';
 import { certificateFindings, cipherFindings, protocolFindings, starttlsFindings } from './findings.ts';
 import type { Finding } from './findings.ts';
 import type { ResolvedTarget } from './target.ts';
+import type { DomainSummary } from './domain.ts';
+import type { ConnectionLimiter } from '../tls/probe/limiter.ts';
 
 export interface ScanOptions {
   /** Name the certificate must match (default: the target's host). */
@@ -21,6 +23,8 @@ export interface ScanOptions {
   /** Extra trust anchors (PEM); default: the Mozilla store shipped with Node. */
   ca?: string[];
   maxConnPerIp?: number;
+  /** One politeness limiter shared by a whole scan run (see ConnectionLimiter). */
+  limiter?: ConnectionLimiter;
   /** Run the safe CVE-2011-0411 check on STARTTLS endpoints (one extra connection). Default true. */
   injectionTest?: boolean;
   now?: Date;
@@ -77,6 +81,8 @@ export interface ScanReport {
   profile: string;
   generatedAt: string;
   targets: EndpointReport[];
+  /** Per-domain summaries when mail domains were scanned (weakest MX decides). */
+  domains?: DomainSummary[];
 }
 
 function groupName(code: number): string {
@@ -101,6 +107,7 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
   try {
     probe = await probeEndpoint(target, {
       ...(opts.maxConnPerIp === undefined ? {} : { maxConnPerIp: opts.maxConnPerIp }),
+      ...(opts.limiter === undefined ? {} : { limiter: opts.limiter }),
       ...(opts.ca === undefined ? {} : { ca: opts.ca }),
       ...(opts.rateLimitBackoffMs === undefined ? {} : { rateLimitBackoffMs: opts.rateLimitBackoffMs }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),

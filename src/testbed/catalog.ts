@@ -456,7 +456,11 @@ const DRAFTS: Draft[] = [
     mode: 'starttls',
     description: 'TLS 1.1 and 1.2, ignores TLS_FALLBACK_SCSV (RFC 7507), hand-written responder',
     cert: LEGACY_CERT,
-    tls: { kind: 'raw', versions: ['TLSv1.1', 'TLSv1.2'], suites: ['ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-SHA'] },
+    tls: {
+      kind: 'raw',
+      versions: ['TLSv1.1', 'TLSv1.2'],
+      suites: ['ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-SHA'],
+    },
     weaknesses: ['protocol-tls1.1', 'cipher-not-allowed', 'fallback-scsv-missing'],
   }),
   entry({

@@ -8,7 +8,8 @@ import type { Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { createDnsClient, DnsError } from '../../src/dns/resolver.ts';
 import type { DnsClient } from '../../src/dns/resolver.ts';
-import { planDomain } from '../../src/scan/domain.ts';
+import { planDomain, resolveWith } from '../../src/scan/domain.ts';
+import { parseTarget } from '../../src/scan/target.ts';
 import { peerSkipReason } from './peers/require.ts';
 import { startUnbound, unboundAvailable } from './peers/unbound.ts';
 import type { UnboundInstance } from './peers/unbound.ts';
@@ -68,7 +69,7 @@ describe('DNS client against unbound', { skip }, () => {
   });
 
   it('uses the server and port given, not the system resolver', async () => {
-    assert.equal(ub.port === 53, false);
+    assert.notEqual(ub.port, 53);
     assert.deepEqual(dns.servers, [`127.0.0.1:${ub.port}`]);
     // example.test exists only in our unbound: an answer proves the query went there.
     assert.equal((await dns.mx('example.test')).length, 3);
@@ -145,10 +146,7 @@ describe('DNS client against unbound', { skip }, () => {
 
   it('reads TXT records as their character strings', async () => {
     const txt = await dns.txt('example.test');
-    assert.deepEqual(
-      txt.map((t) => t.join('|')).sort(),
-      ['a|b', 'v=spf1 -all'],
-    );
+    assert.deepEqual(txt.map((t) => t.join('|')).sort(), ['a|b', 'v=spf1 -all']);
   });
 
   it('times out against a server that never answers', async () => {
@@ -166,6 +164,19 @@ describe('DNS client against unbound', { skip }, () => {
     } finally {
       silent.close();
     }
+  });
+
+  it('resolves URL targets through the given server (--dns-server)', async () => {
+    const eps = await resolveWith(parseTarget('submission://mx1.example.test'), dns);
+    assert.deepEqual(
+      eps.map((e) => [e.url, e.address]),
+      [
+        ['submission://mx1.example.test:587', '127.0.0.11'],
+        ['submission://mx1.example.test:587', '127.0.0.12'],
+        ['submission://mx1.example.test:587', '::1'],
+      ],
+    );
+    await assert.rejects(resolveWith(parseTarget('smtp://nope.test'), dns), { code: 'dns-nxdomain' });
   });
 
   it('without servers, resolves host names through getaddrinfo (/etc/hosts)', async () => {

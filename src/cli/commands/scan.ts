@@ -1,16 +1,25 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { PosternError, UsageError } from '../../core/errors.ts';
-import { colourWanted, makeStyle, renderEndpoint } from '../../scan/render-text.ts';
+import { createDnsClient } from '../../dns/resolver.ts';
+import type { DnsClient } from '../../dns/resolver.ts';
+import { isDomainTarget, parseServices, planDomain, resolveWith, summarizeDomain } from '../../scan/domain.ts';
+import type { DomainPlan, DomainSummary } from '../../scan/domain.ts';
+import { renderHtml } from '../../scan/render-html.ts';
+import { colourWanted, makeStyle, renderDomain, renderEndpoint } from '../../scan/render-text.ts';
 import { scanEndpoint } from '../../scan/scan.ts';
 import type { EndpointReport, ScanReport } from '../../scan/scan.ts';
 import { parseTarget, resolveTarget } from '../../scan/target.ts';
 import type { ResolvedTarget } from '../../scan/target.ts';
+import { ConnectionLimiter } from '../../tls/probe/limiter.ts';
 
 export interface ScanCliOptions {
   file?: string;
   json?: boolean;
+  html?: string;
   name?: string;
   caFile?: string[];
+  dnsServer?: string[];
+  services: string;
   maxConnPerIp: number;
   timeout: number;
   injectionTest: boolean;
@@ -19,10 +28,11 @@ export interface ScanCliOptions {
 async function readTargetsFile(path: string): Promise<string[]> {
   let text: string;
   try {
-    text =
-      path === '-'
-        ? await new Response(process.stdin as unknown as ReadableStream).text()
-        : await readFile(path, 'utf8');
+    if (path === '-') {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      text = Buffer.concat(chunks).toString('utf8');
+    } else text = await readFile(path, 'utf8');
   } catch (e) {
     throw new UsageError(`cannot read targets file ${path}: ${(e as Error).message}`, {
       hint: 'give a readable file with one target per line',
@@ -52,56 +62,115 @@ async function readCaFiles(paths: string[]): Promise<string[]> {
 
 export const SCAN_EXIT = { ok: 0, findings: 1, usage: 2, unreachable: 3 } as const;
 
-/** `postern scan`: resolve targets, scan each address (at most 4 endpoints at once), print. */
-export async function scanCommand(args: string[], opts: ScanCliOptions): Promise<number> {
-  const inputs = [...args, ...(opts.file ? await readTargetsFile(opts.file) : [])];
-  if (inputs.length === 0)
-    throw new UsageError('no targets given', {
-      hint: 'postern scan smtp://mx.example.org or postern scan 127.0.0.1:25',
-    });
-  const parsed = inputs.map(parseTarget);
-  const ca = opts.caFile ? await readCaFiles(opts.caFile) : undefined;
-  const resolved: ResolvedTarget[] = [];
-  for (const t of parsed) {
+interface Job {
+  target: ResolvedTarget;
+  /** Name the certificate must match. */
+  name: string;
+  plan: DomainPlan | null;
+}
+
+/** Expands arguments into endpoints: mail domains through MX/SRV planning, URLs through DNS. */
+async function expandTargets(
+  inputs: string[],
+  opts: ScanCliOptions,
+  dns: DnsClient,
+): Promise<{ jobs: Job[]; plans: DomainPlan[] }> {
+  const services = parseServices(opts.services);
+  const jobs: Job[] = [];
+  const plans: DomainPlan[] = [];
+  for (const input of inputs) {
+    if (isDomainTarget(input)) {
+      const plan = await planDomain(input, services, dns);
+      plans.push(plan);
+      for (const ep of plan.endpoints) jobs.push({ target: ep, name: opts.name ?? ep.name, plan });
+      continue;
+    }
+    const t = parseTarget(input);
+    let resolved: ResolvedTarget[];
     try {
-      resolved.push(...(await resolveTarget(t)));
+      resolved = opts.dnsServer ? await resolveWith(t, dns) : await resolveTarget(t);
     } catch (e) {
       throw new PosternError(
         'dns-failed',
         `cannot resolve ${t.host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-        { hint: 'check the host name, or give an IP address' },
+        {
+          hint: 'check the host name, give an IP address, or use --dns-server',
+        },
       );
     }
+    for (const r of resolved) jobs.push({ target: r, name: opts.name ?? t.host, plan: null });
   }
-  const reports: EndpointReport[] = new Array(resolved.length);
-  const multi = resolved.length > 1;
+  return { jobs, plans };
+}
+
+/** `postern scan`: expand targets, scan every endpoint (4 at once, one politeness limiter for all), print. */
+export async function scanCommand(args: string[], opts: ScanCliOptions): Promise<number> {
+  const inputs = [...args, ...(opts.file ? await readTargetsFile(opts.file) : [])];
+  if (inputs.length === 0)
+    throw new UsageError('no targets given', {
+      hint: 'postern scan example.org, postern scan smtp://mx.example.org or postern scan 127.0.0.1:25',
+    });
+  const ca = opts.caFile ? await readCaFiles(opts.caFile) : undefined;
+  const dns = createDnsClient(opts.dnsServer ? { servers: opts.dnsServer } : {});
+  const { jobs, plans } = await expandTargets(inputs, opts, dns);
+  if (jobs.length === 0 && plans.length === 0)
+    throw new UsageError('nothing to scan', { hint: 'the targets resolved to no endpoints' });
+
+  // One limiter for the whole run: "at most --max-conn-per-ip concurrent connections to one
+  // address" must hold across endpoints that share an address (e.g. MX and submission).
+  const limiter = new ConnectionLimiter(opts.maxConnPerIp);
+  const reports: EndpointReport[] = new Array(jobs.length);
+  const progress = jobs.length > 1;
   let next = 0;
+  let done = 0;
   const worker = async (): Promise<void> => {
-    while (next < resolved.length) {
+    while (next < jobs.length) {
       const i = next++;
-      const t = resolved[i] as ResolvedTarget;
-      if (multi) process.stderr.write(`scanning ${t.url} (${t.address}) …\n`);
-      reports[i] = await scanEndpoint(t, {
-        ...(opts.name === undefined ? {} : { name: opts.name }),
+      const job = jobs[i] as Job;
+      reports[i] = await scanEndpoint(job.target, {
+        name: job.name,
         ...(ca === undefined ? {} : { ca }),
-        maxConnPerIp: opts.maxConnPerIp,
+        limiter,
         timeoutMs: opts.timeout,
         injectionTest: opts.injectionTest,
       });
+      done++;
+      if (progress)
+        process.stderr.write(
+          `[${done}/${jobs.length}] ${job.target.url} (${job.target.address}) ${reports[i]?.compliant ? 'ok' : 'findings'}\n`,
+        );
     }
   };
-  await Promise.all(Array.from({ length: Math.min(4, resolved.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(4, jobs.length) }, worker));
+
+  const domains: DomainSummary[] = plans.map((plan) =>
+    summarizeDomain(
+      plan,
+      reports.filter((_, i) => jobs[i]?.plan === plan),
+    ),
+  );
   const report: ScanReport = {
     schemaVersion: 1,
     profile: 'bsi',
     generatedAt: new Date().toISOString(),
     targets: reports,
+    ...(domains.length ? { domains } : {}),
   };
+  if (opts.html) {
+    try {
+      await writeFile(opts.html, renderHtml(report, { generatedBy: 'postern 0.1.0' }));
+    } catch (e) {
+      throw new UsageError(`--html ${opts.html}: ${(e as Error).message}`, { hint: 'give a writable file path' });
+    }
+  }
   if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
     const st = makeStyle(colourWanted(process.stdout));
-    process.stdout.write(`${reports.map((r) => renderEndpoint(r, st)).join('\n\n')}\n`);
+    const parts = reports.map((r) => renderEndpoint(r, st));
+    for (const d of domains) parts.push(renderDomain(d, st));
+    process.stdout.write(`${parts.join('\n\n')}\n`);
   }
   if (reports.some((r) => !r.reachable)) return SCAN_EXIT.unreachable;
-  return reports.every((r) => r.compliant) ? SCAN_EXIT.ok : SCAN_EXIT.findings;
+  const allOk = reports.every((r) => r.compliant) && domains.every((d) => d.compliant);
+  return allOk ? SCAN_EXIT.ok : SCAN_EXIT.findings;
 }

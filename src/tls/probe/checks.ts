@@ -106,7 +106,8 @@ function describe(o: HelloOutcome): string {
   if (o.kind !== 'flight') return o.reason;
   const f = o.flight;
   if (f.kind === 'alert') return `alert ${f.name} (${f.description})`;
-  if (f.kind === 'hello') return `${f.hello.version ?? 'unknown version'} ServerHello, suite ${hex(f.hello.cipherSuite)}`;
+  if (f.kind === 'hello')
+    return `${f.hello.version ?? 'unknown version'} ServerHello, suite ${hex(f.hello.cipherSuite)}`;
   return 'SSLv2 SERVER-HELLO';
 }
 
@@ -170,7 +171,11 @@ export async function checkFallbackScsv(ctx: HelloContext, input: CheckInput): P
   const base = { offered, highest };
   if (outcome.kind === 'flight' && outcome.flight.kind === 'alert') {
     if (outcome.flight.description === ALERT.inappropriateFallback)
-      return { ...base, honoured: true, evidence: `${offered} hello with TLS_FALLBACK_SCSV refused: ${describe(outcome)}` };
+      return {
+        ...base,
+        honoured: true,
+        evidence: `${offered} hello with TLS_FALLBACK_SCSV refused: ${describe(outcome)}`,
+      };
     return null; // another alert says nothing about the SCSV
   }
   if (outcome.kind === 'flight' && outcome.flight.kind === 'hello' && outcome.flight.hello.version === offered) {
@@ -289,7 +294,8 @@ function heartbeatScanner(): (chunk: Buffer) => HeartbeatAnswer | undefined {
     while (pending.length >= 5) {
       const type = pending[0] as number;
       const len = pending.readUInt16BE(3);
-      if (type < 20 || type > 24 || pending[1] !== 3) return { kind: 'none', reason: 'non-TLS bytes after the request' };
+      if (type < 20 || type > 24 || pending[1] !== 3)
+        return { kind: 'none', reason: 'non-TLS bytes after the request' };
       if (type === CONTENT_TYPE.heartbeat) {
         if (pending.length < 8) break;
         // HeartbeatMessage: type (1 = request, 2 = response), uint16 payload_length (RFC 6520 §4).
@@ -355,7 +361,12 @@ export async function checkHeartbeat(ctx: HelloContext, input: CheckInput): Prom
     }
     const base = { enabled: true, version };
     if (!flight.helloDone || socket.destroyed) {
-      return { ...base, heartbleed: null, responseBytes: 0, evidence: 'heartbeat echoed; flight incomplete, Heartbleed not tested' };
+      return {
+        ...base,
+        heartbleed: null,
+        responseBytes: 0,
+        evidence: 'heartbeat echoed; flight incomplete, Heartbleed not tested',
+      };
     }
     const rv = Math.min(VERSION_CODES[version], VERSION_CODES['TLSv1.2']);
     const request = encodeRecords(
@@ -463,9 +474,9 @@ function renegotiateOnce(
     tlsSocket.resume(); // drain any application data (e.g. an implicit-TLS greeting)
     const started = tlsSocket.renegotiate({ rejectUnauthorized: false }, (err) => {
       if (err) onError(err as NodeJS.ErrnoException);
-      else done({ honoured: true, protocol, evidence: `${protocol}: server completed a client-initiated renegotiation` });
+      else
+        done({ honoured: true, protocol, evidence: `${protocol}: server completed a client-initiated renegotiation` });
     });
     if (!started) done(null);
   });
 }
-

@@ -8,7 +8,7 @@ import { openStartTls, StartTlsError } from '../starttls/index.ts';
 import type { StartTlsReady } from '../starttls/index.ts';
 import { ServerFlightParser } from '../wire/server-flight.ts';
 import type { ServerFlight } from '../wire/server-flight.ts';
-import type { ConnectionLimiter } from './limiter.ts';
+import type { Limiter } from './limiter.ts';
 import type { ProbeTarget } from './types.ts';
 
 export type HelloOutcome =
@@ -20,7 +20,7 @@ export type HelloOutcome =
 
 export interface HelloContext {
   target: ProbeTarget;
-  limiter: ConnectionLimiter;
+  limiter: Limiter;
   rateLimitRetries: number;
   rateLimitBackoffMs: number;
   signal?: AbortSignal;

@@ -19,6 +19,13 @@ import {
   enumerateVersion,
 } from './enumerate.ts';
 import type { HelloFlight, VersionEnumeration } from './enumerate.ts';
+import {
+  checkClientRenegotiation,
+  checkCompression,
+  checkFallbackScsv,
+  checkHeartbeat,
+  checkSecureRenegotiation,
+} from './checks.ts';
 import type { HelloContext } from './hello.ts';
 import { ConnectionLimiter } from './limiter.ts';
 import type { EndpointProbe, ProbeError, ProbeOptions, ProbeTarget, StartTlsObservation } from './types.ts';
@@ -49,7 +56,7 @@ function toError(phase: string, e: unknown): ProbeError {
  */
 export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions = {}): Promise<EndpointProbe> {
   const started = performance.now();
-  const limiter = new ConnectionLimiter(options.maxConnPerIp ?? 2);
+  const limiter = (options.limiter ?? new ConnectionLimiter(options.maxConnPerIp ?? 2)).scoped();
   const versions = options.versions ?? [...VERSIONS];
   let observation: StartTlsObservation | null = null;
   const ctx: HelloContext = {
@@ -88,6 +95,12 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
     secureRenegotiation: null,
     extendedMasterSecret: null,
     encryptThenMac: null,
+    compression: null,
+    heartbeat: null,
+    heartbleed: null,
+    clientRenegotiation: null,
+    fallbackScsv: null,
+    checkEvidence: {},
     anomalies: [],
     session: null,
     errors: [],
@@ -172,6 +185,24 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
           probe.errors.push(toError('groups', e));
         }
       })(),
+      // Weakness checks (issue 3): one connection each, under the same limiter.
+      runCheck(probe, 'compression', async () => {
+        const r = await checkCompression(ctx, probe);
+        if (r) [probe.compression, probe.checkEvidence.compression] = [r.enabled, r.evidence];
+      }),
+      runCheck(probe, 'heartbeat', async () => {
+        const r = await checkHeartbeat(ctx, probe);
+        if (r)
+          [probe.heartbeat, probe.heartbleed, probe.checkEvidence.heartbeat] = [r.enabled, r.heartbleed, r.evidence];
+      }),
+      runCheck(probe, 'fallback-scsv', async () => {
+        const r = await checkFallbackScsv(ctx, probe);
+        if (r) [probe.fallbackScsv, probe.checkEvidence.fallbackScsv] = [r.honoured, r.evidence];
+      }),
+      runCheck(probe, 'client-renegotiation', async () => {
+        const r = await checkClientRenegotiation(ctx, probe);
+        if (r) [probe.clientRenegotiation, probe.checkEvidence.clientRenegotiation] = [r.honoured, r.evidence];
+      }),
     ]);
   }
 
@@ -216,6 +247,14 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
   return finish();
 }
 
+async function runCheck(probe: EndpointProbe, phase: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    probe.errors.push(toError(phase, e));
+  }
+}
+
 async function enumerateOne(ctx: HelloContext, v: VersionName): Promise<VersionEnumeration> {
   return v === 'SSLv2' ? await enumerateSslv2(ctx) : await enumerateVersion(ctx, v);
 }
@@ -251,13 +290,14 @@ function addChain(probe: EndpointProbe, chain: Buffer[]): void {
 }
 
 function collectFlightFacts(probe: EndpointProbe, flights: HelloFlight[]): void {
+  const reneg = checkSecureRenegotiation(flights);
+  if (reneg) [probe.secureRenegotiation, probe.checkEvidence.secureRenegotiation] = [reneg.supported, reneg.evidence];
   for (const f of flights) {
     if (f.certificates.length > 0) addChain(probe, f.certificates);
     if (f.keyExchange?.kind === 'dhe' && !probe.dhBits.includes(f.keyExchange.primeBits))
       probe.dhBits.push(f.keyExchange.primeBits);
     // Extensions are only meaningful on TLS <= 1.2 ServerHellos (TLS 1.3 moves them to EncryptedExtensions).
     if (f.hello.version === 'TLSv1.3') continue;
-    probe.secureRenegotiation = (probe.secureRenegotiation ?? true) && f.hello.secureRenegotiation;
     probe.extendedMasterSecret = (probe.extendedMasterSecret ?? true) && f.hello.extendedMasterSecret;
     probe.encryptThenMac = (probe.encryptThenMac ?? true) && f.hello.encryptThenMac;
   }
@@ -280,7 +320,9 @@ function finishWithObservation(
   finish: () => EndpointProbe,
 ): EndpointProbe {
   const done = finish();
-  if (e instanceof StartTlsError) {
+  // Only a STARTTLS verdict (not offered / refused) says something about STARTTLS; a connect
+  // failure or timeout does not, and must not be reported as "STARTTLS missing".
+  if (e instanceof StartTlsError && (e.code === 'starttls-not-offered' || e.code === 'starttls-refused')) {
     const base: StartTlsObservation = observation ?? {
       dialect: probe.target.dialect,
       advertised: false,

@@ -6,7 +6,13 @@
  * concurrent connections per address matches what Postfix's anvil(8) tolerates by default
  * without throttling (smtpd_client_connection_count_limit is 50, but rate limits bite earlier).
  */
-export class ConnectionLimiter {
+/** What probes need from a limiter: run under the per-address bound, and count. */
+export interface Limiter {
+  run<T>(address: string, fn: () => Promise<T>): Promise<T>;
+  connections(address: string): number;
+}
+
+export class ConnectionLimiter implements Limiter {
   readonly maxPerAddress: number;
   private readonly active = new Map<string, number>();
   private readonly waiting = new Map<string, Array<() => void>>();
@@ -26,6 +32,21 @@ export class ConnectionLimiter {
     } finally {
       this.release(address);
     }
+  }
+
+  /**
+   * A view that shares this limiter's bound but counts only its own connections: one scan run
+   * shares a single bound across endpoints, while each endpoint reports its own count.
+   */
+  scoped(): Limiter {
+    const own = new Map<string, number>();
+    return {
+      run: <T>(address: string, fn: () => Promise<T>): Promise<T> => {
+        own.set(address, (own.get(address) ?? 0) + 1);
+        return this.run(address, fn);
+      },
+      connections: (address: string): number => own.get(address) ?? 0,
+    };
   }
 
   /** Connections made to `address` so far. */

@@ -1,6 +1,7 @@
 import type { Dialect } from '../starttls/index.ts';
 import type { VersionName } from '../wire/constants.ts';
 import type { NegotiatedSession } from '../session.ts';
+import type { ConnectionLimiter } from './limiter.ts';
 
 /** Where and how to reach one TLS endpoint. */
 export interface ProbeTarget {
@@ -23,6 +24,8 @@ export interface ProbeOptions {
   versions?: VersionName[];
   /** Concurrent connections per address (politeness); default 2. */
   maxConnPerIp?: number;
+  /** Share one limiter across endpoints (a whole scan run); overrides maxConnPerIp. */
+  limiter?: ConnectionLimiter;
   /** Retries after a "too many connections" refusal (421, BYE), with exponential backoff. */
   rateLimitRetries?: number;
   rateLimitBackoffMs?: number;
@@ -55,6 +58,8 @@ export interface ProbeError {
   message: string;
 }
 
+export type CheckName = 'secureRenegotiation' | 'clientRenegotiation' | 'compression' | 'heartbeat' | 'fallbackScsv';
+
 /** Everything the engine learned about one endpoint. Pure data; grading happens elsewhere. */
 export interface EndpointProbe {
   target: ProbeTarget;
@@ -74,6 +79,20 @@ export interface EndpointProbe {
   secureRenegotiation: boolean | null;
   extendedMasterSecret: boolean | null;
   encryptThenMac: boolean | null;
+  /**
+   * Weakness checks (checks.ts); null = not applicable (e.g. TLS 1.3 only) or not determined.
+   * compression: selects DEFLATE when offered (CRIME). heartbeat: echoes the RFC 6520 extension.
+   * heartbleed: over-long heartbeat answered (CVE-2014-0160). clientRenegotiation: completes a
+   * client-initiated renegotiation. fallbackScsv: true = refuses TLS_FALLBACK_SCSV fallbacks
+   * (RFC 7507, correct), false = accepts them.
+   */
+  compression: boolean | null;
+  heartbeat: boolean | null;
+  heartbleed: boolean | null;
+  clientRenegotiation: boolean | null;
+  fallbackScsv: boolean | null;
+  /** One printable line per check that ran, saying what was sent and answered (never leaked bytes). */
+  checkEvidence: Partial<Record<CheckName, string>>;
   /** Server picked a suite or version we did not offer (a protocol violation). */
   anomalies: string[];
   session: NegotiatedSession | null;

@@ -12,7 +12,9 @@ import type { Profile } from './types.ts';
 
 const CITE = 'Mozilla Server Side TLS 6.0';
 
-const TLS13 = suiteTable(rated('good', 'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'));
+const TLS13 = suiteTable(
+  rated('good', 'TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'),
+);
 
 // tls_curves of both configurations.
 const GROUPS = groupTable(rated('good', 'X25519MLKEM768', 'x25519', 'secp256r1', 'secp384r1'));

@@ -6,7 +6,8 @@
  * Checked against internet.nl's encoding of the guideline (internetstandards/Internet.nl,
  * checks/tasks/tls/tls_constants.py: CIPHERS_GOOD/SUFFICIENT/PHASE_OUT, FS_EC_*, FFDHE_PHASE_OUT,
  * CERT_*), not against the NCSC PDF itself; section numbers are those internet.nl cites (3.3.1–3.3.5,
- * appendix B); renegotiation, compression and EMS are cited without a section (unverified). Hybrid ML-KEM groups are not rated there ("PQC not yet supported"); see `groups`.
+ * appendix B); renegotiation, compression and EMS are cited without a section (unverified).
+ * Hybrid ML-KEM groups are not rated there ("PQC not yet supported"); see `groups`.
  */
 import { groupTable, hashRatings, rated, RFC_RULES, suiteTable } from './build.ts';
 import type { Profile } from './types.ts';

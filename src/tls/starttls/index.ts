@@ -275,17 +275,59 @@ export async function probeCommandInjection(
   if (opts.signal !== undefined) hs.signal = opts.signal;
   const { tlsSocket } = await tlsHandshake(hs);
   try {
-    const after = await afterTls(tlsSocket, opts.dialect, {
-      settleMs: 500,
-      transcript: ready.transcript,
-      ...(opts.ehloName === undefined ? {} : { ehloName: opts.ehloName }),
-      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-    });
-    for (const l of after.extraReplies) evidence.push(`unsolicited reply inside TLS: ${l}`);
-    tlsSocket.end(GOODBYE[protocol]);
-    return { vulnerable: after.extraReplies.length > 0, evidence };
+    const extra = await repliesBeforeGoodbye(tlsSocket, protocol, ready.transcript, opts.signal);
+    for (const l of extra) evidence.push(`unsolicited reply inside TLS: ${l}`);
+    return { vulnerable: extra.length > 0, evidence };
   } finally {
     setTimeout(() => tlsSocket.destroy(), 200).unref();
   }
+}
+
+/** Upper bound on waiting for the server's goodbye in the injection probe. */
+const INJECTION_SETTLE_MS = 500;
+
+/**
+ * Say goodbye at once and collect every reply that precedes the answer to it. A server answers
+ * commands in order, so anything before the QUIT/LOGOUT reply was not asked for inside TLS: the
+ * injected command's reply (RFC 3207 §4.2). This ends as soon as the goodbye is answered (or the
+ * server closes) instead of always waiting out a fixed settle time; INJECTION_SETTLE_MS still caps it.
+ */
+async function repliesBeforeGoodbye(
+  tlsSocket: TLSSocket,
+  protocol: Protocol,
+  transcript: TranscriptLine[],
+  signal: AbortSignal | undefined,
+): Promise<string[]> {
+  const r = new LineReader(tlsSocket, transcript);
+  const lines: string[] = [];
+  const deadline = Date.now() + INJECTION_SETTLE_MS;
+  try {
+    r.write(GOODBYE[protocol]);
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      let l: string;
+      try {
+        l = await r.line(left, signal);
+      } catch (e) {
+        // Silence or a close ends the collection; what arrived before is the evidence.
+        if (e instanceof StartTlsError && (e.code === 'net-timeout' || e.code === 'net-closed')) break;
+        throw e;
+      }
+      if (protocol === 'smtp') {
+        if (/^221(?: |$)/.test(l)) break; // last line of the reply to QUIT
+        if (/^221-/.test(l)) continue;
+      } else if (protocol === 'imap') {
+        if (/^b009 /i.test(l)) break; // tagged reply to LOGOUT
+        if (/^\* BYE\b/i.test(l)) continue;
+      }
+      lines.push(l);
+    }
+  } finally {
+    r.detach();
+    tlsSocket.end();
+  }
+  // POP3 replies carry no tag: the last line before the server closed answered QUIT.
+  if (protocol === 'pop3' && lines.length > 0 && /^\+OK\b/i.test(lines[lines.length - 1] ?? '')) lines.pop();
+  return lines;
 }

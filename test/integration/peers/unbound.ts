@@ -60,8 +60,13 @@ function quote(s: string): string {
 export async function startUnbound(opts: UnboundOptions): Promise<UnboundInstance> {
   const host = opts.host ?? '127.0.0.1';
   assertLoopback(host);
-  const dir = await makeTempDir('unbound');
+  // Quote every value before anything is created, so a bad value leaves nothing behind.
+  const zoneLines = [
+    ...(opts.localZones ?? []).map((z) => `  local-zone: ${quote(z.name)} ${z.type}`),
+    ...opts.localData.map((rr) => `  local-data: ${quote(rr)}`),
+  ];
   const port = await freePort(host);
+  const dir = await makeTempDir('unbound');
   const conf = [
     'server:',
     '  verbosity: 1',
@@ -87,8 +92,7 @@ export async function startUnbound(opts: UnboundOptions): Promise<UnboundInstanc
     '  num-threads: 1',
     '  module-config: "iterator"',
     '  local-zone: "." static',
-    ...(opts.localZones ?? []).map((z) => `  local-zone: ${quote(z.name)} ${z.type}`),
-    ...opts.localData.map((rr) => `  local-data: ${quote(rr)}`),
+    ...zoneLines,
     ...(opts.serverLines ?? []).map((l) => `  ${l}`),
     'remote-control:',
     '  control-enable: no',
@@ -144,5 +148,13 @@ export async function startUnbound(opts: UnboundOptions): Promise<UnboundInstanc
     await stop();
     throw new PosternError('peer-start-failed', `unbound did not start: ${(e as Error).message}\n${log.slice(-2000)}`);
   }
-  return { host, port, server: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, pid, dir: dir.path, log: readLog, stop };
+  return {
+    host,
+    port,
+    server: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+    pid,
+    dir: dir.path,
+    log: readLog,
+    stop,
+  };
 }

@@ -274,6 +274,10 @@ describe('renderHtml', () => {
     assert.deepEqual(ids, ['cipher-rc4', 'protocol-tls1.0']);
     assert.match(findings, /<details><summary>Evidence \(1\)<\/summary><pre>TLSv1.2 0x0005 X<\/pre><\/details>/);
     assert.match(findings, /<td class="small">BSI TR-02102-2 §3.2<\/td>/);
+    assert.match(findings, /<th>Rule<\/th>/);
+    // Without any rule (ungraded findings) there is no empty Rule column.
+    const ungraded = /<table class="findings">([\s\S]*?)<\/table>/.exec(renderHtml(report([hostile()])))?.[1] ?? '';
+    assert.doesNotMatch(ungraded, /Rule|<td class="small">/);
     assert.match(html, /<table class="errors">[\s\S]*tls-alert/);
     assert.match(html, /12 connections · 345 ms/);
   });
@@ -282,11 +286,20 @@ describe('renderHtml', () => {
     const r: HtmlScanReport = {
       ...report([endpoint()]),
       domains: [
-        { domain: 'example.org', mx: ['mx.example.org'], verdict: true, findings: [] },
+        {
+          domain: 'example.org',
+          mx: ['mx.example.org'],
+          compliant: true,
+          weakest: 'smtp://mx.example.org:25',
+          weakestAddress: '192.0.2.10',
+          findings: [],
+        },
         {
           domain: `bad${XSS}.example`,
           mx: [`mx${ATTR}`],
-          verdict: 'not compliant',
+          compliant: false,
+          weakest: null,
+          weakestAddress: null,
           findings: [{ id: 'mta-sts-missing', severity: 'medium', message: 'no policy', rule: 'RFC 8461' }],
         },
       ],
@@ -297,6 +310,8 @@ describe('renderHtml', () => {
     const verdicts = [...table.matchAll(/<td class="verdict (verdict-[a-z]+)">/g)].map((m) => m[1]);
     assert.deepEqual(verdicts, ['verdict-ok', 'verdict-fail']);
     assert.match(table, /RFC 8461/);
+    // The weakest MX links to the endpoint section it names.
+    assert.match(table, /<a href="#ep-1">smtp:\/\/mx.example.org:25 <span class="muted">192.0.2.10<\/span><\/a>/);
     // A failing domain fails the overall verdict even when every endpoint passes.
     assert.match(html, /<div class="overall verdict-fail"/);
   });
