@@ -11,13 +11,20 @@ import { probeCommandInjection } from '../tls/starttls/index.ts';
 import { groupByCode, VERSIONS } from '../tls/wire/constants.ts';
 import type { VersionName } from '../tls/wire/constants.ts';
 import { formatSuiteCode, suiteByCode } from '../tls/wire/suites.ts';
-import { certificateFindings, cipherFindings, protocolFindings, starttlsFindings } from './findings.ts';
+import { certificateFindings, starttlsFindings } from './findings.ts';
+import { analyzeCertificate } from '../tls/cert/index.ts';
+import { evaluate, isCompliant } from '../tls/evaluate.ts';
+import type { TlsFacts } from '../tls/evaluate.ts';
+import { getProfile } from '../tls/profiles/index.ts';
+import type { Profile } from '../tls/profiles/types.ts';
 import type { Finding } from './findings.ts';
 import type { ResolvedTarget } from './target.ts';
 import type { DomainSummary } from './domain.ts';
 import type { ConnectionLimiter } from '../tls/probe/limiter.ts';
 
 export interface ScanOptions {
+  /** Grading profile (default: BSI TR-02102-2). */
+  profile?: Profile;
   /** Name the certificate must match (default: the target's host). */
   name?: string;
   /** Extra trust anchors (PEM); default: the Mozilla store shipped with Node. */
@@ -158,8 +165,19 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
     });
   }
 
-  findings.push(...starttlsFindings(probe, injection), ...protocolFindings(probe), ...cipherFindings(probe));
-  if (chain) findings.push(...certificateFindings(chain));
+  const profile = opts.profile ?? getProfile('bsi');
+  findings.push(...starttlsFindings(probe, injection));
+  if (tlsReached) findings.push(...withContext(t.service, evaluate(factsFromProbe(probe), profile).findings));
+  if (chain) findings.push(...withContext(t.service, certificateFindings(chain)));
+  if (probe.heartbleed) {
+    // Not a matter of profile: the server leaks memory to anyone (CVE-2014-0160).
+    findings.push({
+      id: 'heartbleed',
+      severity: 'critical',
+      message: 'server answers heartbeat requests with more data than was sent (Heartbleed, CVE-2014-0160)',
+      ...(probe.checkEvidence.heartbeat ? { evidence: [probe.checkEvidence.heartbeat] } : {}),
+    });
+  }
   for (const a of probe.anomalies) findings.push({ id: 'tls-anomaly', severity: 'medium', message: a });
 
   const ciphers = VERSIONS.flatMap((v) =>
@@ -211,9 +229,51 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
       ? { protocol: probe.session.protocol, cipher: probe.session.cipher.standardName, group: probe.session.group }
       : null,
     findings,
-    compliant: reachable && findings.every((f) => f.severity === 'info'),
+    compliant: reachable && isCompliant(findings),
     reachable,
     errors: probe.errors,
     stats: probe.stats,
   };
+}
+
+/** What the grading engine needs from a probe (the same TlsFacts the gateway builds from one session). */
+export function factsFromProbe(probe: EndpointProbe): TlsFacts {
+  const chain = probe.chains[0] ?? [];
+  const certificates = chain.flatMap((der) => {
+    try {
+      return [analyzeCertificate(der)];
+    } catch {
+      return [];
+    }
+  });
+  const groups = [...new Set([...probe.groups.tls13, ...probe.groups.tls12].map(groupName))];
+  return {
+    protocols: VERSIONS.filter((v) => probe.protocols[v]),
+    suites: probe.suites,
+    groups,
+    dhBits: probe.dhBits,
+    certificates,
+    secureRenegotiation: probe.secureRenegotiation,
+    extendedMasterSecret: probe.extendedMasterSecret,
+    encryptThenMac: probe.encryptThenMac,
+    compression: probe.compression,
+    heartbeat: probe.heartbeat,
+    clientRenegotiation: probe.clientRenegotiation,
+    fallbackScsv: probe.fallbackScsv,
+  };
+}
+
+/**
+ * Seed 004's debate: on an opportunistic port-25 MX, refusing weak crypto can push senders to
+ * cleartext, and opportunistic senders do not verify certificates. Such findings stay (the profile
+ * verdict is strict) but say that they matter to senders that require TLS (DANE, MTA-STS, policy).
+ */
+const MANDATORY_TLS_NOTE =
+  'on a port-25 MX this matters to senders that require TLS (DANE, MTA-STS, local policy); opportunistic senders would fall back to cleartext rather than refuse';
+
+function withContext(service: string, findings: Finding[]): Finding[] {
+  if (service !== 'smtp') return findings;
+  return findings.map((f) =>
+    /^(protocol|cipher|group|dh|cert)-/.test(f.id) ? { ...f, context: MANDATORY_TLS_NOTE } : f,
+  );
 }

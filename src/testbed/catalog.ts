@@ -104,7 +104,8 @@ const BSI_GROUPS = [
 const TLS10_SUITES = ['ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES256-SHA', 'AES128-SHA', 'AES256-SHA'];
 
 const EC256: KeyType = { kind: 'ec', curve: 'P-256' };
-const RSA2048: KeyType = { kind: 'rsa', bits: 2048 };
+// RSA-3072: BSI TR-02102-2 asks for >= 3000 bits, so servers not built to have a weak key must not have one.
+const RSA3072: KeyType = { kind: 'rsa', bits: 3072 };
 const RSA1024: KeyType = { kind: 'rsa', bits: 1024 };
 
 const GOOD_CERT: CertSpec = { issuer: 'ca', keyType: EC256, signatureHash: 'SHA-256', validity: 'valid' };
@@ -122,7 +123,7 @@ const TLS10_ONLY: NodeTlsConfig = {
   groups: ['P-256', 'P-384', 'P-521'],
   seclevel0: true,
 };
-const LEGACY_CERT: CertSpec = { issuer: 'ca', keyType: RSA2048, signatureHash: 'SHA-256', validity: 'valid' };
+const LEGACY_CERT: CertSpec = { issuer: 'ca', keyType: RSA3072, signatureHash: 'SHA-256', validity: 'valid' };
 
 const SW: ServerSwitches = { starttls: 'offer', commandInjection: false, responseInjection: false };
 
@@ -203,7 +204,7 @@ const DRAFTS: Draft[] = [
     id: 'smtp-tls10',
     protocol: 'smtp',
     mode: 'starttls',
-    description: 'TLS 1.0 only with SHA-1 CBC suites, CA-issued RSA-2048 certificate',
+    description: 'TLS 1.0 only with SHA-1 CBC suites, CA-issued RSA-3072 certificate',
     cert: LEGACY_CERT,
     tls: TLS10_ONLY,
     weaknesses: ['protocol-tls1.0', 'cipher-not-allowed'],
@@ -212,7 +213,7 @@ const DRAFTS: Draft[] = [
     id: 'smtp-tls11',
     protocol: 'smtp',
     mode: 'starttls',
-    description: 'TLS 1.1 only with SHA-1 CBC suites, CA-issued RSA-2048 certificate',
+    description: 'TLS 1.1 only with SHA-1 CBC suites, CA-issued RSA-3072 certificate',
     cert: LEGACY_CERT,
     tls: { ...TLS10_ONLY, versions: ['TLSv1.1'] },
     weaknesses: ['protocol-tls1.1', 'cipher-not-allowed'],
@@ -314,7 +315,8 @@ const DRAFTS: Draft[] = [
       versions: ['TLSv1.0'],
       suites: ['EXP-RC4-MD5', 'EXP-DES-CBC-SHA', 'EXP-EDH-RSA-DES-CBC-SHA', 'EXP-RC2-CBC-MD5'],
     },
-    weaknesses: ['protocol-tls1.0', 'cipher-not-allowed', 'cipher-export', 'cipher-rc4'],
+    // EXP-EDH-RSA-DES-CBC-SHA uses 512-bit DH parameters: dh-too-small comes with export-grade DHE.
+    weaknesses: ['protocol-tls1.0', 'cipher-not-allowed', 'cipher-export', 'cipher-rc4', 'dh-too-small'],
   }),
   entry({
     id: 'legacy-null',
@@ -377,8 +379,8 @@ const DRAFTS: Draft[] = [
     id: 'imap-bad',
     protocol: 'imap',
     mode: 'starttls',
-    description: 'IMAP STARTTLS, self-signed RSA-2048 certificate, TLS 1.0 only',
-    cert: { issuer: 'self', keyType: RSA2048, signatureHash: 'SHA-256', validity: 'valid' },
+    description: 'IMAP STARTTLS, self-signed RSA-3072 certificate, TLS 1.0 only',
+    cert: { issuer: 'self', keyType: RSA3072, signatureHash: 'SHA-256', validity: 'valid' },
     tls: TLS10_ONLY,
     weaknesses: ['cert-self-signed', 'cert-untrusted', 'protocol-tls1.0', 'cipher-not-allowed'],
   }),

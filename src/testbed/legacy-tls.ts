@@ -63,7 +63,7 @@ export interface LegacyTlsOptions {
    * with a fixed marker — never real memory.
    */
   heartbeat?: 'off' | 'on' | 'heartbleed';
-  /** DH prime size for non-export DHE suites (default 1024, the classic legacy default); export uses 512. */
+  /** DH prime size for non-export DHE suites (default 3072, BSI-sized so it adds no finding); export uses 512. */
   dhPrimeBits?: number;
   /** ECDHE groups we accept, in our preference order (default x25519, P-256, P-384, P-521). */
   ecdhGroups?: number[];
@@ -179,7 +179,7 @@ export function decideLegacyResponse(opts: LegacyTlsOptions, ch: ClientHelloInfo
   if (opts.fallbackScsv === true && ch.fallbackScsv && best !== undefined && VERSION_CODES[best] > clientMax) {
     return { kind: 'alert', description: ALERT.inappropriateFallback, recordVersion: VERSION_CODES[version] };
   }
-  const ecGroups = opts.ecdhGroups ?? [29, 23, 24, 25];
+  const ecGroups = opts.ecdhGroups ?? [23, 24, 25]; // BSI TR-02102-2 groups only, so no incidental finding
   // RFC 8422 §5.1.1: without supported_groups the client is assumed to support any curve.
   const commonGroups = ch.groups === null ? ecGroups : pick(ecGroups, ch.groups, serverPref);
   const candidates = legacyAcceptedSuites(opts, version).filter((c) => {
@@ -205,7 +205,7 @@ function serverKeyExchange(
   const sigOpts = { version: d.version, anonymous, signatureScheme: sig.scheme, signatureLength: sig.length };
   const dh = (): { kind: 'dhe'; prime: Buffer; generator: Buffer } => ({
     kind: 'dhe',
-    prime: dhPrime(s.export ? 512 : (opts.dhPrimeBits ?? 1024)),
+    prime: dhPrime(s.export ? 512 : (opts.dhPrimeBits ?? 3072)),
     generator: Buffer.from([2]),
   });
   const rv = Math.min(VERSION_CODES[d.version], VERSION_CODES['TLSv1.2']);
@@ -287,6 +287,13 @@ function responseBytes(opts: LegacyTlsOptions, ch: ClientHelloInfo, d: Decision)
         exts.push({ type: EXT.renegotiationInfo, data: vec8() }); // RFC 5746 §3.6
       }
       if (d.group !== null && ch.ecPointFormats !== null) exts.push({ type: EXT.ecPointFormats, data: vec8(u8(0)) });
+      // Like a maintained pre-1.3 server, echo RFC 7627 extended master secret, and RFC 7366
+      // encrypt-then-MAC when a CBC suite was picked (§3: never for AEAD/stream suites), so
+      // legacy testbed servers show only the weaknesses they were built with.
+      if (d.version !== 'SSLv3' && ch.extendedMasterSecret)
+        exts.push({ type: EXT.extendedMasterSecret, data: Buffer.alloc(0) });
+      if (d.version !== 'SSLv3' && ch.encryptThenMac && d.suite.cbc)
+        exts.push({ type: EXT.encryptThenMac, data: Buffer.alloc(0) });
       // RFC 6520 §2: HeartbeatMode peer_allowed_to_send(1). Extensions do not exist in SSLv3.
       if (heartbeatEchoed(opts, ch, d.version)) exts.push({ type: EXT.heartbeat, data: u8(1) });
       // RFC 5246 §7.4.1.3: the server picks one of the client's compression methods; 1 = DEFLATE (RFC 3749).

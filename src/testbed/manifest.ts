@@ -7,8 +7,9 @@ import type { VersionName } from '../tls/wire/constants.ts';
 import { formatSuiteCode, suiteByCode } from '../tls/wire/suites.ts';
 
 /**
- * Stable weakness ids (the scanner emits exactly these). Thresholds are fixed here, independent of
- * any policy profile, so the ground truth does not move when a profile does.
+ * Stable weakness ids (the scanner emits exactly these). Profile-dependent ones are stated for
+ * the default profile, BSI TR-02102-2; servers not built to have a weakness are configured
+ * BSI-clean in that respect (RSA-3072 keys, 3072-bit DH, BSI groups).
  */
 export const WEAKNESSES = {
   'cert-expired': 'certificate notAfter is in the past',
@@ -16,7 +17,8 @@ export const WEAKNESSES = {
   'cert-untrusted': 'certificate does not chain to the testbed CA (the manifest assumes clients trust only that CA)',
   'cert-hostname-mismatch': 'no subjectAltName DNS entry matches the server hostname (RFC 9525; CN is not consulted)',
   'cert-weak-signature': 'certificate signature uses SHA-1 (or MD5)',
-  'cert-weak-key': 'certificate key below 2048-bit RSA or 224-bit EC',
+  'cert-weak-key': 'certificate key below the profile minimum (BSI TR-02102-2: RSA 3000, EC 250 bits)',
+  'dh-too-small': 'DHE parameters below the profile minimum (BSI TR-02102-2: 3000 bits)',
   'protocol-sslv2': 'accepts SSL 2.0',
   'protocol-sslv3': 'accepts SSL 3.0',
   'protocol-tls1.0': 'accepts TLS 1.0',

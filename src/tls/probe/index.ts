@@ -296,10 +296,14 @@ function collectFlightFacts(probe: EndpointProbe, flights: HelloFlight[]): void 
     if (f.certificates.length > 0) addChain(probe, f.certificates);
     if (f.keyExchange?.kind === 'dhe' && !probe.dhBits.includes(f.keyExchange.primeBits))
       probe.dhBits.push(f.keyExchange.primeBits);
-    // Extensions are only meaningful on TLS <= 1.2 ServerHellos (TLS 1.3 moves them to EncryptedExtensions).
-    if (f.hello.version === 'TLSv1.3') continue;
+    // EMS/ETM are ServerHello extensions of TLS 1.0–1.2 only: TLS 1.3 moves extensions to
+    // EncryptedExtensions, and SSLv3 has none at all (RFC 6101).
+    if (f.hello.version === 'TLSv1.3' || f.hello.version === 'SSLv3') continue;
     probe.extendedMasterSecret = (probe.extendedMasterSecret ?? true) && f.hello.extendedMasterSecret;
-    probe.encryptThenMac = (probe.encryptThenMac ?? true) && f.hello.encryptThenMac;
+    // RFC 7366 §3: a server MUST NOT echo encrypt_then_mac when it picks an AEAD or stream
+    // suite, so only CBC picks say whether the server supports it.
+    if (suiteByCode(f.hello.cipherSuite)?.cbc)
+      probe.encryptThenMac = (probe.encryptThenMac ?? true) && f.hello.encryptThenMac;
   }
 }
 

@@ -128,7 +128,7 @@ export const BSI_PROFILE: Profile = Object.freeze({
     noHeartbeat: 'required', // §3.6.x: heartbeat extension not to be used
     encryptThenMac: 'recommended', // §3.6.x: recommended with CBC suites
     extendedMasterSecret: 'recommended', // §3.6.x: recommended
-    fallbackScsv: 'ignored', // not a BSI requirement (reported by the scanner as information only)
+    fallbackScsv: 'recommended', // not a BSI requirement (unverified); postern recommends RFC 7507 everywhere
   }),
   rules: Object.freeze({
     ...RFC_RULES,

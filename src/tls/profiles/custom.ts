@@ -121,7 +121,9 @@ const FileSchema = z.strictObject({
   certCurves: z.array(z.string().min(1).max(64)).optional(),
   certSignatureHashes: optionalKeys(CERT_HASHES, RatingSchema).optional(),
   features: optionalKeys(FEATURE_KEYS, RequirementSchema).optional(),
-  rules: z.record(z.string().min(1).max(100), z.string().min(1).max(500)).optional(),
+  rules: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9.-]{0,99}$/, 'expected a finding id'), z.string().min(1).max(500))
+    .optional(),
 });
 type ProfileFile = z.infer<typeof FileSchema>;
 
@@ -256,6 +258,10 @@ function issueText(issue: z.core.$ZodIssue, doc: Document): Located[] {
             : `expected ${issue.expected}, got ${show(input)}`,
         ),
       ];
+    case 'invalid_key': {
+      const key = String(path[path.length - 1]);
+      return [at(path.slice(0, -1), `'${key}' is not a finding id (lower-case letters, digits, '.', '-')`, key)];
+    }
     case 'invalid_value':
       return [at(path, `expected one of ${issue.values.map(String).join(', ')}, got ${show(input)}`)];
     default:

@@ -28,7 +28,7 @@ const FEATURES = Object.freeze({
   noHeartbeat: 'ignored',
   encryptThenMac: 'ignored',
   extendedMasterSecret: 'ignored',
-  fallbackScsv: 'ignored',
+  fallbackScsv: 'recommended', // not in the guideline; postern recommends RFC 7507 everywhere
 } as const);
 
 // certificate_signatures: sha256WithRSAEncryption, ecdsa-with-SHA256/384/512. postern also accepts

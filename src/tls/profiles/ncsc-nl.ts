@@ -123,7 +123,7 @@ export const NCSC_NL_PROFILE: Profile = Object.freeze({
     noHeartbeat: 'ignored', // not an NCSC-NL test item (unverified)
     encryptThenMac: 'ignored',
     extendedMasterSecret: 'recommended', // tested by internet.nl since the 2025 update (unverified severity)
-    fallbackScsv: 'ignored',
+    fallbackScsv: 'recommended', // not an NCSC-NL item; postern recommends RFC 7507 everywhere
   }),
   rules: Object.freeze({
     ...RFC_RULES,

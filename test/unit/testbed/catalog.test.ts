@@ -80,6 +80,8 @@ function impliedWeaknesses(e: CatalogEntry): Set<WeaknessId> {
       assert.ok(s, `${e.id}: unknown code ${code}`);
       if (!BSI_ALLOWED.has(code)) w.add('cipher-not-allowed');
       if (s.export) w.add('cipher-export');
+      // Export-grade DHE uses 512-bit parameters, below BSI's 3000 (the responder's non-export DHE is 3072).
+      if (s.export && s.kx === 'DHE') w.add('dh-too-small');
       if (s.nullCipher) w.add('cipher-null');
       if (s.anon) w.add('cipher-anon');
       if (s.cipherFamily === 'RC4') w.add('cipher-rc4');

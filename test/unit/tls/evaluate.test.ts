@@ -419,6 +419,7 @@ describe('evaluate: single facts', () => {
       'heartbeat-enabled': 'medium',
       'etm-missing': 'low',
       'ems-missing': 'low',
+      'fallback-scsv-missing': 'low',
     });
     const m = evaluate(bad, mozI);
     assert.ok(ids(m).includes('renegotiation-insecure'));

@@ -137,6 +137,14 @@ describe('parseProfileYaml: errors name file:line:column and the key path', () =
     ]);
   });
 
+  test('a rules key that is not a finding id is reported at the key', () => {
+    const e = errorOf(() => parseProfileYaml('id: p\nrules:\n  Bad_Id: x\n', 'p.yaml'));
+    assert.equal(
+      e.message,
+      "p.yaml:3:3: rules.Bad_Id: 'Bad_Id' is not a finding id (lower-case letters, digits, '.', '-')",
+    );
+  });
+
   test('missing id, YAML syntax errors and duplicate keys', () => {
     assert.equal(
       errorOf(() => parseProfileYaml('title: x\n', 'p.yaml')).message,
