@@ -44,6 +44,11 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('-f, --file <path>', 'read targets from a file (one per line, # comments); "-" for stdin')
     .option('--json', 'print the JSON report (schemaVersion 1, docs/scan-schema.md)')
     .option('--html <file>', 'also write a self-contained HTML report to <file>')
+    .option(
+      '--profile <id|file>',
+      'grading profile: bsi (BSI TR-02102-2), ncsc-nl, mozilla-intermediate, mozilla-modern, or a YAML profile file',
+      'bsi',
+    )
     .option('--services <list>', 'for mail-domain targets: mx,submission,imap,pop3', 'mx')
     .option(
       '--dns-server <ip[:port]>',

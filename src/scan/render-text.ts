@@ -71,9 +71,14 @@ export function renderEndpoint(r: EndpointReport, st: Style): string {
       const col =
         f.severity === 'critical' || f.severity === 'high' ? st.red : f.severity === 'info' ? st.dim : st.yellow;
       lines.push(`    ${col(sev)} ${f.id.padEnd(28)} ${f.message}`);
+      const indent = ' '.repeat(42);
+      if (f.rule) lines.push(`${indent}${st.dim(`rule: ${f.rule}`)}`);
+      if (f.context) lines.push(`${indent}${st.dim(`note: ${f.context}`)}`);
     }
   }
-  const verdict = r.compliant ? st.green('no findings') : st.red(`${r.findings.length} finding(s)`);
+  const verdict = r.compliant
+    ? st.green(r.findings.length ? `compliant (${r.findings.length} low/info finding(s))` : 'compliant, no findings')
+    : st.red(`not compliant: ${r.findings.length} finding(s)`);
   lines.push(`  Result       ${verdict} ${st.dim(`(${r.stats.connections} connections, ${r.stats.durationMs} ms)`)}`);
   return lines.join('\n');
 }

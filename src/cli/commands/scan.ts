@@ -11,6 +11,18 @@ import type { EndpointReport, ScanReport } from '../../scan/scan.ts';
 import { parseTarget, resolveTarget } from '../../scan/target.ts';
 import type { ResolvedTarget } from '../../scan/target.ts';
 import { ConnectionLimiter } from '../../tls/probe/limiter.ts';
+import { loadProfileFile } from '../../tls/profiles/custom.ts';
+import { getProfile, isProfileId, PROFILE_IDS } from '../../tls/profiles/index.ts';
+import type { Profile } from '../../tls/profiles/types.ts';
+
+/** A built-in profile id, or a path to a YAML profile (errors name file:line:key). */
+async function resolveProfile(spec: string): Promise<Profile> {
+  if (isProfileId(spec)) return getProfile(spec);
+  if (/\.ya?ml$/i.test(spec) || spec.includes('/')) return loadProfileFile(spec);
+  throw new UsageError(`unknown profile "${spec}"`, {
+    hint: `use one of ${PROFILE_IDS.join(', ')}, or a path to a YAML profile file`,
+  });
+}
 
 export interface ScanCliOptions {
   file?: string;
@@ -20,6 +32,7 @@ export interface ScanCliOptions {
   caFile?: string[];
   dnsServer?: string[];
   services: string;
+  profile: string;
   maxConnPerIp: number;
   timeout: number;
   injectionTest: boolean;
@@ -111,6 +124,7 @@ export async function scanCommand(args: string[], opts: ScanCliOptions): Promise
       hint: 'postern scan example.org, postern scan smtp://mx.example.org or postern scan 127.0.0.1:25',
     });
   const ca = opts.caFile ? await readCaFiles(opts.caFile) : undefined;
+  const profile = await resolveProfile(opts.profile);
   const dns = createDnsClient(opts.dnsServer ? { servers: opts.dnsServer } : {});
   const { jobs, plans } = await expandTargets(inputs, opts, dns);
   if (jobs.length === 0 && plans.length === 0)
@@ -129,6 +143,7 @@ export async function scanCommand(args: string[], opts: ScanCliOptions): Promise
       const job = jobs[i] as Job;
       reports[i] = await scanEndpoint(job.target, {
         name: job.name,
+        profile,
         ...(ca === undefined ? {} : { ca }),
         limiter,
         timeoutMs: opts.timeout,
@@ -151,7 +166,7 @@ export async function scanCommand(args: string[], opts: ScanCliOptions): Promise
   );
   const report: ScanReport = {
     schemaVersion: 1,
-    profile: 'bsi',
+    profile: profile.id,
     generatedAt: new Date().toISOString(),
     targets: reports,
     ...(domains.length ? { domains } : {}),

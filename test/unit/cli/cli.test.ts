@@ -58,6 +58,24 @@ describe('postern CLI', () => {
     assert.equal(report.targets[0]?.reachable, false);
     assert.ok(report.targets[0]?.findings.some((f) => f.id === 'unreachable'));
   });
+  it('an unknown --profile is a usage error listing the built-in ones', () => {
+    const r = run(['scan', '--profile', 'nope', 'smtp://127.0.0.1:1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown profile "nope"/);
+    assert.match(r.stderr, /^hint: .*bsi, ncsc-nl, mozilla-intermediate, mozilla-modern/m);
+  });
+  it('a broken YAML profile is a config error naming file, line and key', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'postern-cli-'));
+    const file = join(dir, 'p.yaml');
+    await writeFile(file, 'id: mine\nextends: bsi\nminRsaBits: lots\n');
+    const r = run(['scan', '--profile', file, 'smtp://127.0.0.1:1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3:\\d+: minRsaBits`));
+    assertNoStack(r.stderr);
+  });
   it('unknown testbed server ids are a usage error listing the known ones', () => {
     const r = run(['demo', '--only', 'no-such-server']);
     assert.equal(r.code, 2);
