@@ -120,7 +120,7 @@ async function versions(): Promise<Record<string, string>> {
   return {
     postfix: await pick('/usr/sbin/postconf', ['-d', 'mail_version'], /mail_version = (\S+)/),
     sslscan: await pick('sslscan', ['--version'], /(\d+\.\d+\.\d+)/),
-    testssl: await pick('testssl', ['--version'], /testssl\.sh\s+(?:version\s+)?([\d.]+\S*)/i),
+    testssl: await pick('testssl', ['--version'], /testssl\s+(\d+\.\d+\.\d+)/),
     openssl: await pick('openssl', ['version'], /OpenSSL (\S+)/),
     node: process.versions.node,
   };

@@ -4,9 +4,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { isPosternError } from '../core/errors.ts';
-import { demoCommand } from './commands/demo.ts';
-import { scanCommand } from './commands/scan.ts';
-import { testbedCommand } from './commands/testbed.ts';
+// Command modules are imported when their command runs: loading the testbed, HTML renderer or
+// gateway for a plain scan would only slow start-up.
 
 export const EXIT = { ok: 0, findings: 1, usage: 2, unreachable: 3, internal: 4 } as const;
 
@@ -69,6 +68,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     )
     .option('--no-injection-test', 'skip the safe STARTTLS command-injection check')
     .action(async (targets: string[], opts) => {
+      const { scanCommand } = await import('./commands/scan.ts');
       out.exitCode = await scanCommand(targets, opts);
     });
 
@@ -86,6 +86,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('--manifest <path>', 'write the manifest JSON here (default: <state-dir>/manifest.json)')
     .option('--json', 'print the manifest as JSON instead of a table')
     .action(async (opts) => {
+      const { testbedCommand } = await import('./commands/testbed.ts');
       out.exitCode = await testbedCommand(opts);
     });
 
@@ -95,6 +96,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('--only <ids>', 'comma-separated server ids or globs')
     .option('--json', 'print the scan report as JSON')
     .action(async (opts) => {
+      const { demoCommand } = await import('./commands/demo.ts');
       out.exitCode = await demoCommand(opts);
     });
   return program;

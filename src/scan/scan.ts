@@ -7,7 +7,8 @@ import { analyzeChain } from '../tls/cert/index.ts';
 import type { ChainReport } from '../tls/cert/index.ts';
 import { probeEndpoint, ProbeUnreachableError } from '../tls/probe/index.ts';
 import type { EndpointProbe } from '../tls/probe/index.ts';
-import { probeCommandInjection } from '../tls/starttls/index.ts';
+import { probeCommandInjection, StartTlsError } from '../tls/starttls/index.ts';
+import { ConnectionLimiter } from '../tls/probe/limiter.ts';
 import { groupByCode, VERSIONS } from '../tls/wire/constants.ts';
 import type { VersionName } from '../tls/wire/constants.ts';
 import { formatSuiteCode, suiteByCode } from '../tls/wire/suites.ts';
@@ -20,7 +21,6 @@ import type { Profile } from '../tls/profiles/types.ts';
 import type { Finding } from './findings.ts';
 import type { ResolvedTarget } from './target.ts';
 import type { DomainSummary } from './domain.ts';
-import type { ConnectionLimiter } from '../tls/probe/limiter.ts';
 
 export interface ScanOptions {
   /** Grading profile (default: BSI TR-02102-2). */
@@ -108,13 +108,36 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
     ...(servername === undefined ? {} : { servername }),
     ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
   };
+  // One limiter for the probe and the injection check, so the politeness bound covers both.
+  const limiter = opts.limiter ?? new ConnectionLimiter(opts.maxConnPerIp ?? 2);
+  type InjectionResult = { vulnerable: boolean; evidence: string[] } | PosternError | Error;
+  let injectionConnections = 0;
+  const runInjection = (force: boolean): Promise<InjectionResult> => {
+    injectionConnections++;
+    return limiter
+      .run(t.address, () =>
+        probeCommandInjection({
+          host: t.address,
+          port: t.port,
+          dialect: t.dialect,
+          ...(force ? { forceStartTls: true } : {}),
+          ...(servername === undefined ? {} : { servername }),
+          ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+        }),
+      )
+      .catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+  };
+  // The safe CVE-2011-0411 check runs alongside the probe (it needs only STARTTLS and a
+  // handshake); its answer is used once the probe confirms TLS was reached.
+  const wantInjection = (opts.injectionTest ?? true) && t.dialect !== 'implicit';
+  let injectionRun: Promise<InjectionResult> | null = wantInjection ? runInjection(false) : null;
+
   let probe: EndpointProbe;
   let reachable = true;
   const findings: Finding[] = [];
   try {
     probe = await probeEndpoint(target, {
-      ...(opts.maxConnPerIp === undefined ? {} : { maxConnPerIp: opts.maxConnPerIp }),
-      ...(opts.limiter === undefined ? {} : { limiter: opts.limiter }),
+      limiter,
       ...(opts.ca === undefined ? {} : { ca: opts.ca }),
       ...(opts.rateLimitBackoffMs === undefined ? {} : { rateLimitBackoffMs: opts.rateLimitBackoffMs }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
@@ -135,25 +158,24 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
 
   let injection: { vulnerable: boolean; evidence: string[] } | null = null;
   const tlsReached = VERSIONS.some((v) => probe.protocols[v]);
-  if ((opts.injectionTest ?? true) && t.dialect !== 'implicit' && tlsReached && probe.starttls && probe.session) {
-    try {
-      injection = await probeCommandInjection({
-        host: t.address,
-        port: t.port,
-        dialect: t.dialect,
-        ...(probe.starttls.stripped ? { forceStartTls: true } : {}),
-        ...(servername === undefined ? {} : { servername }),
-        ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
-      });
-      probe.stats.connections += 1;
-    } catch (e) {
+  if (injectionRun && tlsReached && probe.starttls && probe.session) {
+    let result = await injectionRun;
+    // A stripped capability makes the first attempt fail; STARTTLS works when forced.
+    if (result instanceof StartTlsError && result.code === 'starttls-not-offered' && probe.starttls.stripped) {
+      injectionRun = runInjection(true);
+      result = await injectionRun;
+    }
+    if (result instanceof Error) {
       probe.errors.push({
         phase: 'command-injection',
-        code: e instanceof PosternError ? e.code : 'internal',
-        message: String(e instanceof Error ? e.message : e),
+        code: result instanceof PosternError ? result.code : 'internal',
+        message: result.message,
       });
-    }
+    } else injection = result;
+  } else if (injectionRun) {
+    await injectionRun; // never leave it running; its outcome does not apply
   }
+  probe.stats.connections += injectionConnections;
 
   let chain: ChainReport | null = null;
   const firstChain = probe.chains[0];

@@ -220,6 +220,8 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
             dialect: target.dialect,
             timeoutMs: target.timeoutMs ?? 10_000,
             ...(ctx.target.forceStartTls ? { forceStartTls: true } : {}),
+            // Like every probe after the first: no 150 ms wait unless this server is known to inject.
+            ...(ctx.injectionWindowMs === undefined ? {} : { injectionWindowMs: ctx.injectionWindowMs }),
             ...(target.ehloName === undefined ? {} : { ehloName: target.ehloName }),
           });
           return await tlsHandshake({

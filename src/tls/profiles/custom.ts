@@ -8,10 +8,10 @@
  * replaced. Without `extends` the profile starts from an empty allow-list (nothing is allowed).
  */
 import { readFile, stat } from 'node:fs/promises';
-import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
-import type { Document } from 'yaml';
 import { z } from 'zod';
 import { PosternError } from '../../core/errors.ts';
+import { formatPath, locatedAt, show, validateYaml } from '../../config/yaml-errors.ts';
+import type { IssueOverride } from '../../config/yaml-errors.ts';
 import type { VersionName } from '../wire/constants.ts';
 import { groupByName } from '../wire/constants.ts';
 import { formatSuiteCode, suiteByCode, suiteByName } from '../wire/suites.ts';
@@ -199,117 +199,43 @@ function optional<K extends string, V>(k: K, v: V | undefined): { [P in K]?: V }
   return (v === undefined ? {} : { [k]: v }) as { [P in K]?: V };
 }
 
-function show(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return String(v);
-}
+const HINT = 'see test/fixtures/profiles/example.yaml for the profile format';
 
-function formatPath(path: readonly PropertyKey[]): string {
-  let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : `${s === '' ? '' : '.'}${String(p)}`;
-  return s;
-}
-
-interface Located {
-  offset: number;
-  text: string;
-}
-
-/** Offset of the node at `path`, or of its nearest existing ancestor; `key` → the key itself. */
-function locate(doc: Document, path: readonly PropertyKey[], key?: string): number {
-  if (key !== undefined) {
-    const parent = path.length === 0 ? doc.contents : doc.getIn(path, true);
-    if (isMap(parent)) {
-      const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
-      const range = isScalar(pair?.key) ? pair.key.range : undefined;
-      if (range) return range[0];
-    }
+/** Profile-specific wording: SSLv2/SSLv3 under `versions`, and `rules` keys that are not finding ids. */
+const override: IssueOverride = (issue, doc) => {
+  if (issue.code === 'unrecognized_keys' && formatPath(issue.path) === 'versions') {
+    return issue.keys.map((k) =>
+      locatedAt(
+        doc,
+        issue.path,
+        k === 'SSLv2' || k === 'SSLv3'
+          ? `${k} cannot be allowed (RFC 6176 / RFC 7568 prohibit it)`
+          : `unknown key '${k}'`,
+        k,
+      ),
+    );
   }
-  for (let n = path.length; n >= 0; n--) {
-    const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-    const range = (node as { range?: [number, number, number] } | null)?.range;
-    if (range) return range[0];
+  if (issue.code === 'invalid_key') {
+    const key = String(issue.path[issue.path.length - 1]);
+    return [
+      locatedAt(
+        doc,
+        issue.path.slice(0, -1),
+        `'${key}' is not a finding id (lower-case letters, digits, '.', '-')`,
+        key,
+      ),
+    ];
   }
-  return 0;
-}
-
-function issueText(issue: z.core.$ZodIssue, doc: Document): Located[] {
-  const path = issue.path;
-  const at = (p: readonly PropertyKey[], msg: string, key?: string): Located => ({
-    offset: locate(doc, p, key),
-    text: `${p.length === 0 && key === undefined ? '' : `${formatPath(key === undefined ? p : [...p, key])}: `}${msg}`,
-  });
-  const input: unknown = path.length === 0 ? doc.toJS() : doc.getIn(path);
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      return issue.keys.map((k) => {
-        const ssl = formatPath(path) === 'versions' && (k === 'SSLv2' || k === 'SSLv3');
-        return at(path, ssl ? `${k} cannot be allowed (RFC 6176 / RFC 7568 prohibit it)` : `unknown key '${k}'`, k);
-      });
-    case 'invalid_type':
-      return [
-        at(
-          path,
-          input === undefined
-            ? `missing (expected ${issue.expected})`
-            : `expected ${issue.expected}, got ${show(input)}`,
-        ),
-      ];
-    case 'invalid_key': {
-      const key = String(path[path.length - 1]);
-      return [at(path.slice(0, -1), `'${key}' is not a finding id (lower-case letters, digits, '.', '-')`, key)];
-    }
-    case 'invalid_value':
-      return [at(path, `expected one of ${issue.values.map(String).join(', ')}, got ${show(input)}`)];
-    default:
-      return [at(path, issue.message)];
-  }
-}
-
-function invalid(label: string, lc: LineCounter, located: Located[]): PosternError {
-  const lines = located
-    .sort((a, b) => a.offset - b.offset)
-    .slice(0, 10)
-    .map((l) => {
-      const { line, col } = lc.linePos(l.offset);
-      return `${label}:${line}:${col}: ${l.text}`;
-    });
-  return new PosternError('config-invalid', lines.join('\n'), {
-    hint: 'see test/fixtures/profiles/example.yaml for the profile format',
-  });
-}
+  return undefined;
+};
 
 /**
  * Parse a YAML profile. `label` names the file in error messages. Throws PosternError
  * 'config-invalid' naming file:line:column and the key path of each problem (at most 10).
  */
 export function parseProfileYaml(text: string, label: string): Profile {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw invalid(
-      label,
-      lc,
-      doc.errors.map((e) => ({ offset: e.pos[0], text: e.message.split('\n')[0] ?? e.message })),
-    );
-  }
-  let raw: unknown;
-  try {
-    raw = doc.toJS({ maxAliasCount: 100 });
-  } catch (e) {
-    throw invalid(label, lc, [{ offset: 0, text: e instanceof Error ? e.message : String(e) }]);
-  }
-  const parsed = FileSchema.safeParse(raw);
-  if (!parsed.success)
-    throw invalid(
-      label,
-      lc,
-      parsed.error.issues.flatMap((i) => issueText(i, doc)),
-    );
-  return buildProfile(parsed.data, label);
+  const { value } = validateYaml(FileSchema, text, label, { hint: HINT, override });
+  return buildProfile(value, label);
 }
 
 /** Load a YAML profile file (see parseProfileYaml); unreadable files are 'config-invalid' too. */

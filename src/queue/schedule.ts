@@ -1,0 +1,100 @@
+/**
+ * Retry schedule and the one temporary-vs-permanent mapping the queue, delivery and DSNs share
+ * (STYLE.md §4: decided in one place, stored as data).
+ */
+
+export interface RetryOptions {
+  /** First retry delay (default 5 min). */
+  initialMs: number;
+  /** Upper bound of any delay, jitter included (default 1 h). */
+  maxMs: number;
+  /** Growth per attempt (default 2). */
+  factor: number;
+  /** Relative jitter, 0..0.5 (default 0.1 = ±10 %), so deferred mail does not retry in lockstep. */
+  jitter?: number;
+}
+
+export const DEFAULT_RETRY: Readonly<Required<RetryOptions>> = Object.freeze({
+  initialMs: 5 * 60_000,
+  maxMs: 60 * 60_000,
+  factor: 2,
+  jitter: 0.1,
+});
+
+/** Default maximum time in the queue before a bounce (Postfix `maximal_queue_lifetime` = 5d). */
+export const DEFAULT_MAX_LIFETIME_MS = 5 * 24 * 3_600_000;
+/** Default age at which one delay warning is sent (Postfix `delay_warning_time` = 4h). */
+export const DEFAULT_DELAY_WARNING_MS = 4 * 3_600_000;
+
+/**
+ * When to try again after `attempts` failed attempts (1 = the first failure): initialMs ·
+ * factor^(attempts-1), capped at maxMs, then ±jitter — the result never exceeds maxMs and never
+ * drops below half of initialMs.
+ */
+export function nextAttempt(
+  attempts: number,
+  now: Date,
+  opts: Partial<RetryOptions> = {},
+  random: () => number = Math.random,
+): Date {
+  const o = { ...DEFAULT_RETRY, ...opts };
+  const jitter = Math.min(Math.max(o.jitter, 0), 0.5);
+  const n = Math.max(1, Math.floor(Number.isFinite(attempts) ? attempts : 1));
+  // Exponent capped so factor^n cannot overflow to Infinity for absurd attempt counts.
+  const base = Math.min(o.maxMs, o.initialMs * Math.pow(Math.max(o.factor, 1), Math.min(n - 1, 64)));
+  const r = Math.min(Math.max(random(), 0), 1);
+  const jittered = base * (1 + jitter * (2 * r - 1));
+  const delay = Math.round(Math.min(o.maxMs, Math.max(o.initialMs / 2, jittered)));
+  return new Date(now.getTime() + delay);
+}
+
+/** True once a message has been queued longer than `maxLifetimeMs` (default 5 days): bounce it. */
+export function isExpired(createdAt: Date | string, now: Date, maxLifetimeMs: number = DEFAULT_MAX_LIFETIME_MS): boolean {
+  return now.getTime() - toMs(createdAt) >= maxLifetimeMs;
+}
+
+/** True when a delay warning (RFC 3464 Action: delayed) is due: old enough and not yet sent. */
+export function delayWarningDue(
+  createdAt: Date | string,
+  now: Date,
+  warned: boolean,
+  delayWarningMs: number = DEFAULT_DELAY_WARNING_MS,
+): boolean {
+  return !warned && delayWarningMs > 0 && now.getTime() - toMs(createdAt) >= delayWarningMs;
+}
+
+export type ReplyClass = 'success' | 'temporary' | 'permanent';
+
+const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})$/;
+
+/**
+ * Temporary or permanent, from an SMTP reply code (RFC 5321 §4.2.1) and its enhanced status code
+ * (RFC 3463 §3.1: class 2 success, 4 persistent transient, 5 permanent). When the two disagree,
+ * or the code is malformed, the answer is 'temporary': a deferral can be corrected by a later
+ * attempt, a bounce cannot be undone. 2xx/3xx are 'success' whatever the enhanced code says.
+ */
+export function classifyReply(code: number, enhanced?: string | null): ReplyClass {
+  const first = Number.isInteger(code) && code >= 200 && code <= 599 ? Math.floor(code / 100) : 0;
+  const m = enhanced ? ENHANCED.exec(enhanced.trim()) : null;
+  const cls = m ? Number(m[1]) : 0;
+  // A 2xx means the server took responsibility (RFC 5321 §4.2.1); retrying would duplicate mail.
+  if (first === 2 || first === 3) return 'success';
+  if (first === 5) return cls === 0 || cls === 5 ? 'permanent' : 'temporary';
+  return 'temporary';
+}
+
+/**
+ * The RFC 3464 `Status` for a reply: its enhanced code when valid and consistent with the reply
+ * class, otherwise the generic `X.0.0` of that class (RFC 3463 §3.1).
+ */
+export function dsnStatus(code: number, enhanced?: string | null): string {
+  const cls = classifyReply(code, enhanced);
+  const digit = cls === 'success' ? '2' : cls === 'temporary' ? '4' : '5';
+  const e = enhanced?.trim();
+  if (e && ENHANCED.test(e) && e.startsWith(digit)) return e;
+  return `${digit}.0.0`;
+}
+
+function toMs(d: Date | string): number {
+  return typeof d === 'string' ? Date.parse(d) : d.getTime();
+}
