@@ -74,7 +74,11 @@ await run(`wal+FULL, group commit 0 ms, ${concurrency} in flight`, { groupCommit
 await run(`wal+FULL, group commit 1 ms, ${concurrency} in flight`, { groupCommit: { windowMs: 1 } }, concurrency);
 await run('wal+FULL, group commit 0 ms, 1 in flight', { groupCommit: { windowMs: 0 } }, 1);
 await run('wal+FULL, group commit 1 ms, 1 in flight', { groupCommit: { windowMs: 1 } }, 1);
-await run(`delete+EXTRA, no group commit, ${concurrency} in flight`, { groupCommit: false, journalMode: 'delete' }, concurrency);
+await run(
+  `delete+EXTRA, no group commit, ${concurrency} in flight`,
+  { groupCommit: false, journalMode: 'delete' },
+  concurrency,
+);
 await run(
   `delete+EXTRA, group commit 1 ms, ${concurrency} in flight`,
   { groupCommit: { windowMs: 1 }, journalMode: 'delete' },

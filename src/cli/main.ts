@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { isPosternError } from '../core/errors.ts';
+import { registerUserCommands } from './commands/user.ts';
 // Command modules are imported when their command runs: loading the testbed, HTML renderer or
 // gateway for a plain scan would only slow start-up.
 
@@ -99,6 +100,45 @@ export function buildProgram(out: { exitCode: number }): Command {
       const { demoCommand } = await import('./commands/demo.ts');
       out.exitCode = await demoCommand(opts);
     });
+  program
+    .command('serve')
+    .description('run the gateway MTA (MX + submission in, queue, policy-enforced delivery out)')
+    .option('-c, --config <file>', 'YAML config (docs/configuration.md); default: the embedded localhost setup')
+    .option('--state-dir <dir>', 'state for the embedded default (certificate, queue)', 'var')
+    .action(async (opts) => {
+      const { serveCommand } = await import('./commands/serve.ts');
+      out.exitCode = await serveCommand(opts);
+    });
+
+  program
+    .command('queue')
+    .description('inspect and act on the queue of a running server: list | show ID | retry ID | delete ID | flush')
+    .argument('<action>', 'list, show, retry, delete or flush')
+    .argument('[id]', 'queue id (show, retry, delete)')
+    .option('--admin <url>', 'admin endpoint of the running server (default: from the config)')
+    .option('-c, --config <file>', 'YAML config to read the admin endpoint from')
+    .option('--state-dir <dir>', 'state dir of the embedded default', 'var')
+    .option('--json', 'print JSON')
+    .action(async (action: string, id: string | undefined, opts) => {
+      const { queueCommand } = await import('./commands/queue.ts');
+      out.exitCode = await queueCommand(action, id, opts);
+    });
+
+  program
+    .command('policy')
+    .description('outbound TLS policy tools')
+    .command('check')
+    .description('what would happen to mail for DOMAIN now: MX hosts, TLS outcome per host, the deciding rule')
+    .argument('<domain>')
+    .option('-c, --config <file>', 'YAML config (policy, routes, dns)')
+    .option('--state-dir <dir>', 'state dir of the embedded default', 'var')
+    .option('--json', 'print JSON')
+    .action(async (domain: string, opts) => {
+      const { policyCheckCommand } = await import('./commands/policy.ts');
+      out.exitCode = await policyCheckCommand(domain, opts);
+    });
+
+  registerUserCommands(program);
   return program;
 }
 

@@ -40,6 +40,8 @@ export interface DecideInput {
   nextHopDomain: string;
   /** The policy entry that applies, as in the table: 'example.org', '.example.org' or 'default'. */
   policySource?: string;
+  /** The domain the policy was looked up for (the recipient domain); default nextHopDomain. */
+  policyDomain?: string;
 }
 
 /** Failure kinds, named like RFC 8460 result types where one fits. */
@@ -51,6 +53,8 @@ export type PolicyFailure =
   | 'certificate-expired'
   | 'certificate-not-trusted'
   | 'certificate-host-mismatch'
+  | 'certificate-weak'
+  | 'tls-version-deprecated'
   | 'profile-noncompliant';
 
 export interface PolicyDecision {
@@ -93,6 +97,14 @@ export function protocolLabel(p: string): string {
   if (p === 'TLSv1') return 'TLS 1.0';
   return p.replace(/^TLSv/, 'TLS ').replace(/^SSLv/, 'SSL ');
 }
+
+const MODERN_PROTOCOLS: ReadonlySet<string> = new Set(['TLSv1.2', 'TLSv1.3']);
+/** Node's protocol names → the scanner's finding ids. */
+const OLD_PROTOCOL_IDS: Readonly<Record<string, string>> = {
+  SSLv3: 'protocol-sslv3',
+  TLSv1: 'protocol-tls1.0',
+  'TLSv1.1': 'protocol-tls1.1',
+};
 
 function label(level: TlsLevel, profile: Profile | null): string {
   return profile !== null && requiresTls(level) ? `${level} + ${profile.id}` : level;
@@ -162,7 +174,7 @@ export function decide(input: DecideInput): PolicyDecision {
   const src = input.policySource ?? nextHopDomain;
   const head = `policy ${src}: ${label(level, profile)}`;
   const who = `the receiving server ${mxHost}`;
-  const phrase = policyPhrase(src, nextHopDomain);
+  const phrase = policyPhrase(src, input.policyDomain ?? nextHopDomain);
   const pass = (action: PolicyDecision['action'], what: string, reason: string): PolicyDecision => ({
     ok: true,
     temporary: false,
@@ -190,11 +202,17 @@ export function decide(input: DecideInput): PolicyDecision {
     findings,
   });
 
-  if (!attemptsTls(level) && session === null) return pass('cleartext', 'cleartext (TLS not attempted)', 'TLS not used by policy');
+  if (!attemptsTls(level) && session === null)
+    return pass('cleartext', 'cleartext (TLS not attempted)', 'TLS not used by policy');
 
   if (session === null) {
     if (!input.tlsOffered && input.tlsError === null) {
-      if (!requiresTls(level)) return pass('cleartext', 'cleartext: STARTTLS not offered', `${who} does not offer STARTTLS; sent in cleartext as ${phrase} allows`);
+      if (!requiresTls(level))
+        return pass(
+          'cleartext',
+          'cleartext: STARTTLS not offered',
+          `${who} does not offer STARTTLS; sent in cleartext as ${phrase} allows`,
+        );
       return fail(
         '4.7.4',
         ['starttls-not-supported'],
@@ -207,7 +225,11 @@ export function decide(input: DecideInput): PolicyDecision {
     if (!requiresTls(level)) {
       // RFC 3207 §4.1 / Postfix: opportunistic TLS falls back to cleartext only when TLS is unavailable.
       return refused
-        ? pass('cleartext', `cleartext: STARTTLS refused (${err})`, `${who} refused STARTTLS (${err}); sent in cleartext as ${phrase} allows`)
+        ? pass(
+            'cleartext',
+            `cleartext: STARTTLS refused (${err})`,
+            `${who} refused STARTTLS (${err}); sent in cleartext as ${phrase} allows`,
+          )
         : pass(
             'cleartext-reconnect',
             `cleartext on a new connection: TLS handshake failed (${err})`,
@@ -215,7 +237,12 @@ export function decide(input: DecideInput): PolicyDecision {
           );
     }
     return refused
-      ? fail('4.7.4', ['starttls-refused'], `STARTTLS refused (${err})`, `${who} refused STARTTLS (${err}); ${phrase} requires TLS`)
+      ? fail(
+          '4.7.4',
+          ['starttls-refused'],
+          `STARTTLS refused (${err})`,
+          `${who} refused STARTTLS (${err}); ${phrase} requires TLS`,
+        )
       : fail(
           '4.7.5',
           ['tls-handshake-failed'],
@@ -225,12 +252,27 @@ export function decide(input: DecideInput): PolicyDecision {
   }
 
   const tlsDesc = `${protocolLabel(session.protocol)} ${session.cipher.standardName}`;
-  if (!requiresTls(level)) return pass('tls', `TLS (${tlsDesc}; certificate not checked at this level)`, `sent over ${tlsDesc}`);
+  if (!requiresTls(level))
+    return pass('tls', `TLS (${tlsDesc}; certificate not checked at this level)`, `sent over ${tlsDesc}`);
 
   const failures: PolicyFailure[] = [];
   const shorts: string[] = [];
   const words: string[] = [];
   let passWhat = 'TLS';
+
+  const verdict = profile === null ? null : evaluate(factsFromSession(session, certFactsFromChain(chain)), profile);
+  const bad = verdict === null ? [] : verdict.findings.filter((f) => compareSeverity(f.severity, 'medium') >= 0);
+
+  // Baseline under mandatory TLS, whatever the profile: RFC 8996 forbids TLS 1.0/1.1 (and SSL).
+  if (!MODERN_PROTOCOLS.has(session.protocol)) {
+    const id = OLD_PROTOCOL_IDS[session.protocol] ?? 'protocol-unknown';
+    failures.push('tls-version-deprecated');
+    shorts.push(`${protocolLabel(session.protocol)} is deprecated (RFC 8996)`);
+    // The profile's own finding says the same in its words; say it once.
+    if (!bad.some((f) => f.id === id)) {
+      words.push(`${who} negotiated ${protocolLabel(session.protocol)}, which RFC 8996 forbids (${id})`);
+    }
+  }
 
   if (requiresAuth(level)) {
     if (chain === null) {
@@ -264,24 +306,46 @@ export function decide(input: DecideInput): PolicyDecision {
         } else passWhat = `trusted chain, name ${m} matches ${mxHost}`;
       }
     }
+    if (chain !== null) {
+      // An authentication is only as strong as its weakest signature and key: SHA-1/MD5
+      // signatures can be forged (chosen-prefix collisions), keys below 112-bit security
+      // (NIST SP 800-131A: RSA/DSA < 2048, EC < 224) do not count. Anchors (self-signed after the
+      // leaf) are skipped: their own signature is never relied on.
+      chain.chain.forEach((c, i) => {
+        if (i > 0 && c.selfSigned) return;
+        const which = i === 0 ? 'its certificate' : `the intermediate certificate "${c.subject}"`;
+        if (c.signatureHash === 'md5' || c.signatureHash === 'sha1') {
+          failures.push('certificate-weak');
+          shorts.push(`certificate signed with ${c.signatureHash.toUpperCase()}`);
+          words.push(`${who}: ${which} is signed with ${c.signatureAlgorithm}, a forgeable hash (cert-weak-signature)`);
+        }
+        const min = c.keyType === 'RSA' || c.keyType === 'DSA' ? 2048 : c.keyType === 'EC' ? 224 : 0;
+        if (c.keyBits > 0 && c.keyBits < min) {
+          failures.push('certificate-weak');
+          shorts.push(`certificate key ${c.keyType}-${c.keyBits} too small`);
+          words.push(`${who}: ${which} has a ${c.keyType}-${c.keyBits} key, too small to authenticate (cert-weak-key)`);
+        }
+      });
+    }
   }
 
-  let bad: RuleFinding[] = [];
-  if (profile !== null) {
-    const verdict = evaluate(factsFromSession(session, certFactsFromChain(chain)), profile);
-    bad = verdict.findings.filter((f) => compareSeverity(f.severity, 'medium') >= 0);
-    if (!verdict.compliant) {
-      failures.push('profile-noncompliant');
-      shorts.push(`not ${profile.id}-compliant (${bad.map((f) => f.id).join(', ')})`);
-      words.push(
-        `${who} negotiated ${tlsDesc}, which ${profile.title} does not allow: ${bad.map((f) => findingWords(f, session)).join('; ')}`,
-      );
-    }
+  if (profile !== null && verdict !== null && !verdict.compliant) {
+    failures.push('profile-noncompliant');
+    shorts.push(`not ${profile.id}-compliant (${bad.map((f) => f.id).join(', ')})`);
+    words.push(
+      `${who} negotiated ${tlsDesc}, which ${profile.title} does not allow: ${bad.map((f) => findingWords(f, session)).join('; ')}`,
+    );
   }
 
   if (failures.length > 0) {
     const requirement = profile !== null ? `${level} and ${profile.title}` : level;
-    return fail('4.7.5', failures, shorts.join('; '), `${words.join('; ')}; ${phrase} requires ${requirement}`, bad);
+    return fail(
+      '4.7.5',
+      [...new Set(failures)],
+      shorts.join('; '),
+      `${words.join('; ')}; ${phrase} requires ${requirement}`,
+      bad,
+    );
   }
   const profileWhat = profile === null ? '' : `, ${profile.id}-compliant`;
   return pass('tls', `${passWhat}${profileWhat} (${tlsDesc})`, `sent over ${tlsDesc}`);

@@ -91,7 +91,10 @@ export class PolicyTable {
 
   /** Entries as configured, for `postern policy` listings. */
   entries(): Array<{ domain: string; level: TlsLevel; profile: string | null }> {
-    const list = [{ domain: 'default', ...this.#default }, ...[...this.#domains].map(([domain, e]) => ({ domain, ...e }))];
+    const list = [
+      { domain: 'default', ...this.#default },
+      ...[...this.#domains].map(([domain, e]) => ({ domain, ...e })),
+    ];
     return list.map((e) => ({ domain: e.domain, level: e.level, profile: e.profile?.id ?? null }));
   }
 }

@@ -49,7 +49,11 @@ export function nextAttempt(
 }
 
 /** True once a message has been queued longer than `maxLifetimeMs` (default 5 days): bounce it. */
-export function isExpired(createdAt: Date | string, now: Date, maxLifetimeMs: number = DEFAULT_MAX_LIFETIME_MS): boolean {
+export function isExpired(
+  createdAt: Date | string,
+  now: Date,
+  maxLifetimeMs: number = DEFAULT_MAX_LIFETIME_MS,
+): boolean {
   return now.getTime() - toMs(createdAt) >= maxLifetimeMs;
 }
 

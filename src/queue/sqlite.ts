@@ -5,6 +5,13 @@
  * Writes from concurrent callers are group-committed: calls arriving within a short window share
  * one transaction and one fsync, and each caller is resolved after that COMMIT.
  *
+ * Why WAL + FULL rather than the rollback journal: a WAL commit is one append + one fsync; a
+ * DELETE-mode commit writes and syncs the journal, the database, and (for the commit to survive
+ * power loss, since the journal's unlink is the commit point) the directory: synchronous = EXTRA.
+ * Measured with bench/queue.ts (4 KiB messages, ext4 on a VM disk, noisy 2-core host): without
+ * group commit WAL did 1.3–2.9 k msg/s vs DELETE 0.8–1.0 k; with group commit and 32 writers in
+ * flight WAL did 7–10 k msg/s, DELETE 5.6–7.7 k. Both modes remain selectable (`journalMode`).
+ *
  * Single writer: the connection runs in `locking_mode = EXCLUSIVE` and writes on open, so it holds
  * SQLite's own file lock for its lifetime; a second process (or a second open in this process)
  * fails with `queue-locked` instead of sharing the file. The OS drops the lock when the owner dies
@@ -75,7 +82,7 @@ CREATE TABLE IF NOT EXISTS messages (
   size INTEGER NOT NULL,
   warned INTEGER NOT NULL DEFAULT 0
 ) STRICT;
-CREATE INDEX IF NOT EXISTS messages_created ON messages (created_ms, id);
+CREATE INDEX IF NOT EXISTS messages_created ON messages (created_ms);
 CREATE TABLE IF NOT EXISTS message_data (
   id TEXT PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
   data BLOB NOT NULL
@@ -252,23 +259,25 @@ class SqliteSpoolImpl implements SqliteSpool {
       due: p(
         `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE id IN
            (SELECT msg_id FROM recipients WHERE ${open} AND next_ms <= ?)
-         ORDER BY created_ms, id LIMIT ?`,
+         ORDER BY created_ms, rowid LIMIT ?`,
       ),
       expired: p(
         `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE created_ms <= ? AND id IN
            (SELECT msg_id FROM recipients WHERE ${open})
-         ORDER BY created_ms, id LIMIT ?`,
+         ORDER BY created_ms, rowid LIMIT ?`,
       ),
       warnDue: p(
         `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE warned = 0 AND created_ms <= ? AND id IN
            (SELECT msg_id FROM recipients WHERE state = 'deferred')
-         ORDER BY created_ms, id LIMIT ?`,
+         ORDER BY created_ms, rowid LIMIT ?`,
       ),
-      listAll: p('SELECT id, created_ms, created_at, envelope, size, warned FROM messages ORDER BY created_ms, id LIMIT ?'),
+      listAll: p(
+        'SELECT id, created_ms, created_at, envelope, size, warned FROM messages ORDER BY created_ms, rowid LIMIT ?',
+      ),
       listState: p(
         `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE id IN
            (SELECT msg_id FROM recipients WHERE state = ?)
-         ORDER BY created_ms, id LIMIT ?`,
+         ORDER BY created_ms, rowid LIMIT ?`,
       ),
       retryAll: p("UPDATE recipients SET next_ms = ? WHERE state = 'deferred'"),
       retryOne: p("UPDATE recipients SET next_ms = ? WHERE state = 'deferred' AND msg_id = ?"),
@@ -534,7 +543,8 @@ class SqliteSpoolImpl implements SqliteSpool {
         attempts: r.attempts,
         lastReply: r.last_reply,
         reason: r.reason,
-        nextAttemptAt: r.next_ms === null || FINAL.has(r.state as RecipientState) ? null : new Date(r.next_ms).toISOString(),
+        nextAttemptAt:
+          r.next_ms === null || FINAL.has(r.state as RecipientState) ? null : new Date(r.next_ms).toISOString(),
         updatedAt: r.updated_at,
       })),
       createdAt: row.created_at,
@@ -548,7 +558,8 @@ const B32 = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32, lower case:
 
 /**
  * A queue id: 10 base32 digits of the millisecond clock (sortable by arrival) + 10 digits (50 bits)
- * from the CSPRNG (not guessable, unique in practice), e.g. `01jz8m3q7k4f9x2cvb6t`.
+ * from the CSPRNG (not guessable, unique in practice), e.g. `01jz8m3q7k4f9x2cvb6t`. Within one
+ * millisecond the order is random; the spool orders by arrival (rowid) itself.
  */
 export function newQueueId(ms: number = Date.now()): string {
   let t = Math.max(0, Math.floor(ms));

@@ -19,7 +19,8 @@ export type SmtpClientErrorCode =
   | 'body-unsupported';
 
 /** Where in the session a failure happened. */
-export type SmtpStage = 'connect' | 'greeting' | 'ehlo' | 'starttls' | 'tls' | 'mail' | 'rcpt' | 'data' | 'rset' | 'quit';
+export type SmtpStage =
+  'connect' | 'greeting' | 'ehlo' | 'starttls' | 'tls' | 'mail' | 'rcpt' | 'data' | 'rset' | 'quit';
 
 export class SmtpClientError extends PosternError {
   declare readonly code: SmtpClientErrorCode;

@@ -31,7 +31,10 @@ export function sizeLimit(ext: Extensions): number | null {
 export function encodeXtext(text: string): string {
   let out = '';
   for (const b of Buffer.from(text, 'utf8')) {
-    out += b < 33 || b > 126 || b === 0x2b || b === 0x3d ? '+' + b.toString(16).toUpperCase().padStart(2, '0') : String.fromCharCode(b);
+    out +=
+      b < 33 || b > 126 || b === 0x2b || b === 0x3d
+        ? '+' + b.toString(16).toUpperCase().padStart(2, '0')
+        : String.fromCharCode(b);
   }
   return out;
 }
@@ -146,9 +149,15 @@ export function transactionCommands(
   message: Buffer,
 ): { mail: string; rcpts: string[]; data: string } {
   // Defence in depth: an address with a line break, bracket or space would inject commands.
+  // eslint-disable-next-line no-control-regex
   const bad = (a: string): boolean => /[\x00-\x20<>\x7f]/.test(a);
   if (bad(tx.mailFrom)) {
-    throw new SmtpClientError('smtp-protocol', 'invalid sender address', { stage: 'mail', temporary: false, smtpCode: 553, enhanced: '5.1.7' });
+    throw new SmtpClientError('smtp-protocol', 'invalid sender address', {
+      stage: 'mail',
+      temporary: false,
+      smtpCode: 553,
+      enhanced: '5.1.7',
+    });
   }
   for (const r of tx.recipients) {
     if (bad(r.address) || r.address === '') {

@@ -27,6 +27,15 @@ export function commandLineLimit(verb: string): number {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** True when `s` contains a C0 control character or DEL (TAB allowed when `allowTab`). */
+export function hasControl(s: string, allowTab = false): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && !(allowTab && c === 0x09)) || c === 0x7f) return true;
+  }
+  return false;
+}
+
 /**
  * Parse one command line (without its CRLF). Verbs are case-insensitive (RFC 5321 §2.4) and
  * returned upper-case; `args` is the rest after the first space. Over-long lines get
@@ -52,7 +61,7 @@ export function parseCommand(line: Buffer): ParsedCommand {
   }
   // No control characters in a command line: a NUL or bare CR/LF here is an attack or a broken
   // client, never a legitimate argument (TAB is tolerated as whitespace).
-  if (/[\x00-\x08\x0a-\x1f\x7f]/.test(args)) {
+  if (hasControl(args, true)) {
     return { error: { code: 500, enhanced: '5.5.2', message: 'Error: control character in command' } };
   }
   return { verb, args: args.replace(/^[ \t]+|[ \t]+$/g, '') };
@@ -67,7 +76,11 @@ export function splitPathAndParams(
   args: string,
   keyword: 'FROM' | 'TO',
 ): { path: string; params: string[] } | { error: ReplyError } {
-  const syntax = { code: 501, enhanced: '5.5.4', message: `Syntax: ${keyword === 'FROM' ? 'MAIL FROM' : 'RCPT TO'}:<address>` };
+  const syntax = {
+    code: 501,
+    enhanced: '5.5.4',
+    message: `Syntax: ${keyword === 'FROM' ? 'MAIL FROM' : 'RCPT TO'}:<address>`,
+  };
   const prefix = `${keyword}:`;
   if (args.slice(0, prefix.length).toUpperCase() !== prefix) return { error: syntax };
   const rest = args.slice(prefix.length).replace(/^[ \t]+/, '');

@@ -54,14 +54,19 @@ export function decodeXtext(text: string): string | null {
 export function encodeXtext(text: string): string {
   let out = '';
   for (const ch of Buffer.from(text, 'utf8')) {
-    out += ch >= 33 && ch <= 126 && ch !== 0x2b && ch !== 0x3d ? String.fromCharCode(ch) : '+' + ch.toString(16).toUpperCase().padStart(2, '0');
+    out +=
+      ch >= 33 && ch <= 126 && ch !== 0x2b && ch !== 0x3d
+        ? String.fromCharCode(ch)
+        : '+' + ch.toString(16).toUpperCase().padStart(2, '0');
   }
   return out;
 }
 
 function splitParam(p: string): { name: string; value: string | null } {
   const eq = p.indexOf('=');
-  return eq === -1 ? { name: p.toUpperCase(), value: null } : { name: p.slice(0, eq).toUpperCase(), value: p.slice(eq + 1) };
+  return eq === -1
+    ? { name: p.toUpperCase(), value: null }
+    : { name: p.slice(0, eq).toUpperCase(), value: p.slice(eq + 1) };
 }
 
 /**

@@ -20,7 +20,12 @@ export interface ReplyError {
 // Reply text must never carry CR or LF (a peer-supplied string echoed into a reply must not be able
 // to start a new reply line) nor other control characters.
 function clean(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]/g, ' ');
+  let out = '';
+  for (const ch of text) {
+    const c = ch.charCodeAt(0);
+    out += c < 0x20 || c === 0x7f ? ' ' : ch;
+  }
+  return out;
 }
 
 /**

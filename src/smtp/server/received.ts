@@ -48,7 +48,8 @@ export function addressLiteral(ip: string): string {
 
 // A HELO name shown verbatim only when it is a plain domain or address literal; anything else
 // (attacker-chosen text) is replaced so the header stays parseable.
-const CLEAN_HELO = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.IPv]{2,60}\])$/;
+const CLEAN_HELO =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.IPv]{2,60}\])$/;
 
 /** Build the header field, folded with CRLF+TAB, ending in CRLF. */
 export function receivedHeader(r: ReceivedInput): string {

@@ -31,12 +31,18 @@ export interface SmtpServerHooks {
   /** PLAIN (RFC 4616) and LOGIN. */
   authenticate(user: string, password: string, s: SessionInfo): Promise<'ok' | 'bad' | 'rate-limited'>;
   /** SASL EXTERNAL (RFC 4422 App. A): map a verified client certificate to a user, or null. */
-  authenticateExternal?(certSubject: string, cert: PeerCertificate, s: SessionInfo, authzid: string | null): Promise<string | null>;
+  authenticateExternal?(
+    certSubject: string,
+    cert: PeerCertificate,
+    s: SessionInfo,
+    authzid: string | null,
+  ): Promise<string | null>;
   /** Parse a MAIL FROM / RCPT TO path as written, angle brackets included (e.g. `<a@b.example>`). */
   parsePath(
     text: string,
     o: { smtputf8: boolean },
-  ): { address: string; local: string; domain: string } | { error: { code: number; enhanced: string; message: string } };
+  ):
+    { address: string; local: string; domain: string } | { error: { code: number; enhanced: string; message: string } };
   checkSender(address: string, s: SessionInfo): Promise<HookReply>;
   checkRecipient(address: string, s: SessionInfo): Promise<HookReply>;
   /** Resolves with the queue id only once the message is durably stored; then we answer 250. Rejecting → 451 4.3.0. */

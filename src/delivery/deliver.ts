@@ -1,0 +1,735 @@
+/**
+ * Outbound delivery of one queued message: recipients grouped by domain; per domain the policy
+ * from the table, the targets (route > relayhost > MX, null MX and implicit MX per RFC 7505 /
+ * RFC 5321 §5.1), then for each MX host in preference order and each of its addresses:
+ * connect → EHLO → STARTTLS as the level says → decide() → deliver | next MX. Never cleartext
+ * when the policy requires TLS; when the policy fails on every MX the recipients are deferred
+ * with the reason (the queue bounces when the message's lifetime ends). Every attempt is logged
+ * with the rule that was met or failed.
+ */
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import type { DnsClient } from '../dns/resolver.ts';
+import { DnsError } from '../dns/resolver.ts';
+import { decide, protocolLabel } from '../policy/decide.ts';
+import type { PolicyDecision } from '../policy/decide.ts';
+import { attemptsTls, requiresAuth } from '../policy/levels.ts';
+import type { TlsLevel } from '../policy/levels.ts';
+import { tlsClientOffer } from '../policy/offer.ts';
+import { normalizeDomain } from '../policy/table.ts';
+import type { PolicyLookup, PolicyTable } from '../policy/table.ts';
+import type { EnvelopeRecipient, QueuedMessage, RecipientStatus } from '../queue/types.ts';
+import { SmtpClientError } from '../smtp/client/errors.ts';
+import { ConnectionPool } from '../smtp/client/pool.ts';
+import { SmtpClient } from '../smtp/client/session.ts';
+import type { RecipientResult, SmtpTimeouts, StartTlsClientOptions } from '../smtp/client/session.ts';
+import { analyzeChain } from '../tls/cert/chain.ts';
+import type { ChainReport } from '../tls/cert/chain.ts';
+import type { NegotiatedSession } from '../tls/session.ts';
+
+/** What a cached connection was admitted under. */
+export interface AdmittedSession {
+  decision: PolicyDecision;
+}
+
+export interface DeliveryDeps {
+  dns: DnsClient;
+  policy: PolicyTable;
+  /** Static routes: recipient domain → 'host', 'host:port' or '[host]:port' (no MX lookup). */
+  routes: Record<string, string>;
+  /** Send everything not routed to this host ('host[:port]'), like Postfix relayhost. */
+  relayhost?: string;
+  heloName: string;
+  /** Trust anchors (PEM) for verify/secure; default node's Mozilla store. */
+  ca?: string[];
+  now(): Date;
+  log?: Logger;
+  /** Tests: connect somewhere else than DNS says for this host name; null = use DNS. */
+  connectOverride?: (host: string) => { address: string; port: number } | null;
+  /** Shared connection cache and per-destination limits; default: one for this call, closed at the end. */
+  pool?: ConnectionPool<AdmittedSession>;
+  timeouts?: Partial<SmtpTimeouts>;
+  /** Port of MX hosts (default 25). */
+  port?: number;
+}
+
+/** Typed log events (STYLE 6). */
+export type DeliveryEvent =
+  | {
+      event: 'delivery.plan';
+      msgId: string | null;
+      domain: string;
+      via: Target['via'];
+      targets: string[];
+      level: TlsLevel;
+      profile: string | null;
+      matched: string;
+    }
+  | {
+      event: 'delivery.attempt';
+      msgId: string | null;
+      domain: string;
+      mx: string;
+      address: string;
+      port: number;
+      reused: boolean;
+      level: TlsLevel;
+      profile: string | null;
+      matched: string;
+      tls: { protocol: string; cipher: string } | null;
+      outcome: 'policy-ok' | 'policy-fail' | 'error';
+      rule: string;
+      reason: string;
+    }
+  | {
+      event: 'delivery.recipient';
+      msgId: string | null;
+      recipient: string;
+      state: RecipientStatus['state'];
+      mx: string | null;
+      reply: string | null;
+      reason: string | null;
+    };
+
+interface Target {
+  mxHost: string;
+  port: number;
+  /** The next-hop domain for `secure` (recipient domain, or the route/relayhost name). */
+  nextHop: string;
+  via: 'route' | 'relayhost' | 'mx' | 'implicit-mx' | 'literal';
+}
+
+type Plan = { targets: Target[] } | { final: { state: 'bounced' | 'deferred'; reply: string; reason: string } };
+
+/** 'host', 'host:port', '[host]:port', '[v6]:port'. */
+export function parseHostPort(spec: string, defaultPort: number): { host: string; port: number } {
+  const s = spec.trim();
+  const br = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (br?.[1] !== undefined) return { host: br[1], port: br[2] !== undefined ? Number(br[2]) : defaultPort };
+  if (isIP(s) === 6) return { host: s, port: defaultPort };
+  const m = /^([^:]+)(?::(\d+))?$/.exec(s);
+  if (m?.[1] === undefined)
+    throw new SmtpClientError('smtp-protocol', `invalid host:port '${spec}'`, { stage: 'connect', temporary: true });
+  return { host: m[1], port: m[2] !== undefined ? Number(m[2]) : defaultPort };
+}
+
+function domainOf(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) return null;
+  return normalizeDomain(address.slice(at + 1));
+}
+
+/** Where mail for `domain` goes. */
+async function plan(domain: string, deps: DeliveryDeps): Promise<Plan> {
+  const port = deps.port ?? 25;
+  const route = deps.routes[domain];
+  if (route !== undefined || deps.relayhost !== undefined) {
+    const hp = parseHostPort(route ?? deps.relayhost ?? '', port);
+    return {
+      targets: [{ mxHost: hp.host, port: hp.port, nextHop: hp.host, via: route !== undefined ? 'route' : 'relayhost' }],
+    };
+  }
+  const literal = /^\[(?:ipv6:)?([^\]]+)\]$/i.exec(domain);
+  if (literal?.[1] !== undefined && isIP(literal[1]) !== 0) {
+    return { targets: [{ mxHost: literal[1], port, nextHop: literal[1], via: 'literal' }] };
+  }
+  try {
+    const mx = await deps.dns.mxLookup(domain);
+    if (mx.nullMx) {
+      // RFC 7505 §4.2: 556 5.1.10.
+      return {
+        final: {
+          state: 'bounced',
+          reply: `556 5.1.10 ${domain} does not accept mail (null MX)`,
+          reason: `the domain ${domain} does not accept mail: it publishes a null MX (RFC 7505)`,
+        },
+      };
+    }
+    if (mx.records.length === 0) {
+      return {
+        final: {
+          state: 'bounced',
+          reply: `550 5.1.2 ${domain} has no MX and no address record`,
+          reason: `the domain ${domain} has no mail server (no MX and no address record)`,
+        },
+      };
+    }
+    return {
+      targets: mx.records.map((r) => ({
+        mxHost: r.exchange,
+        port,
+        nextHop: domain,
+        via: mx.implicit ? 'implicit-mx' : 'mx',
+      })),
+    };
+  } catch (e) {
+    if (e instanceof DnsError && !e.temporary) {
+      return {
+        final: {
+          state: 'bounced',
+          reply: `550 5.1.2 ${e.message}`,
+          reason: `the domain ${domain} does not exist in DNS (${e.message})`,
+        },
+      };
+    }
+    const msg = (e as Error).message;
+    return {
+      final: { state: 'deferred', reply: `451 4.4.3 ${msg}`, reason: `the MX lookup for ${domain} failed: ${msg}` },
+    };
+  }
+}
+
+/** The addresses to try for one target. */
+async function addressesOf(t: Target, deps: DeliveryDeps): Promise<Array<{ address: string; port: number }>> {
+  const o = deps.connectOverride?.(t.mxHost) ?? null;
+  if (o !== null) return [o];
+  if (isIP(t.mxHost) !== 0) return [{ address: t.mxHost, port: t.port }];
+  const list = await deps.dns.addresses(t.mxHost);
+  return list.map((address) => ({ address, port: t.port }));
+}
+
+interface Ctx {
+  deps: DeliveryDeps;
+  domain: string;
+  policy: PolicyLookup;
+  msgId: string | null;
+}
+
+type Negotiated =
+  | { kind: 'admitted'; client: SmtpClient; decision: PolicyDecision }
+  | { kind: 'policy-fail'; decision: PolicyDecision; session: NegotiatedSession | null }
+  | { kind: 'error'; error: SmtpClientError };
+
+function asClientError(e: unknown): SmtpClientError {
+  if (e instanceof SmtpClientError) return e;
+  return new SmtpClientError('net-closed', (e as Error).message ?? String(e), {
+    stage: 'connect',
+    temporary: true,
+    cause: e,
+  });
+}
+
+function policySource(p: PolicyLookup): string {
+  return p.matched === 'default' ? 'default' : p.matched.replace(/^domain /, '');
+}
+
+function safeChain(session: NegotiatedSession, mxHost: string, deps: DeliveryDeps): ChainReport | null {
+  if (session.peerChain.length === 0) return null;
+  try {
+    const o: Parameters<typeof analyzeChain>[1] = { hostname: mxHost, now: deps.now() };
+    if (deps.ca !== undefined) o.ca = deps.ca;
+    return analyzeChain(session.peerChain, o);
+  } catch {
+    return null; // unparseable certificates: decide() treats it as "no usable certificate"
+  }
+}
+
+/**
+ * Connect, EHLO, STARTTLS as the level says, and decide. `reconnect`: follow a `may`
+ * 'cleartext-reconnect' decision with a new cleartext connection (delivery), or not (probe).
+ */
+async function negotiate(
+  ctx: Ctx,
+  t: Target,
+  a: { address: string; port: number },
+  reconnect: boolean,
+): Promise<Negotiated> {
+  const { deps, policy } = ctx;
+  const connectOpts = {
+    host: t.mxHost,
+    address: a.address,
+    port: a.port,
+    heloName: deps.heloName,
+    ...(deps.timeouts ? { timeouts: deps.timeouts } : {}),
+  };
+  let client: SmtpClient;
+  try {
+    client = await SmtpClient.connect(connectOpts);
+    await client.ehlo();
+  } catch (e) {
+    return { kind: 'error', error: asClientError(e) };
+  }
+  const offered = client.offersStartTls();
+  let session: NegotiatedSession | null = null;
+  let tlsError: string | null = null;
+  let tlsFailure: 'refused' | 'handshake' = 'handshake';
+  if (attemptsTls(policy.level) && offered) {
+    const opts: StartTlsClientOptions = { ...tlsClientOffer(policy.profile) };
+    if (isIP(t.mxHost) === 0) opts.servername = t.mxHost;
+    if (deps.ca !== undefined) opts.ca = deps.ca;
+    try {
+      session = await client.startTls(opts);
+    } catch (e) {
+      const err = asClientError(e);
+      if (err.code === 'starttls-refused') {
+        tlsError = err.reply ?? err.message;
+        tlsFailure = 'refused';
+      } else if (err.code === 'tls-handshake-failed') {
+        tlsError = err.message;
+      } else return { kind: 'error', error: err };
+    }
+  }
+  const decision = decide({
+    level: policy.level,
+    profile: policy.profile,
+    session,
+    tlsOffered: offered,
+    tlsError,
+    tlsFailure,
+    chain: session === null ? null : safeChain(session, t.mxHost, deps),
+    mxHost: t.mxHost,
+    nextHopDomain: t.nextHop,
+    policySource: policySource(policy),
+    policyDomain: ctx.domain,
+  });
+  if (!decision.ok) {
+    await client.quit();
+    return { kind: 'policy-fail', decision, session };
+  }
+  if (decision.action === 'cleartext-reconnect' && reconnect) {
+    client.close();
+    try {
+      client = await SmtpClient.connect(connectOpts);
+      await client.ehlo();
+    } catch (e) {
+      return { kind: 'error', error: asClientError(e) };
+    }
+  }
+  return { kind: 'admitted', client, decision };
+}
+
+function tlsOf(s: NegotiatedSession | null): { protocol: string; cipher: string } | null {
+  return s === null ? null : { protocol: s.protocol, cipher: s.cipher.standardName };
+}
+
+function log(ctx: Ctx, e: DeliveryEvent, warn = false): void {
+  const l = ctx.deps.log;
+  if (l === undefined) return;
+  const msg = e.event === 'delivery.attempt' ? e.rule : e.event;
+  if (warn) l.warn(e, msg);
+  else l.info(e, msg);
+}
+
+function attemptEvent(
+  ctx: Ctx,
+  t: Target,
+  a: { address: string; port: number },
+  x: {
+    reused: boolean;
+    tls: { protocol: string; cipher: string } | null;
+    outcome: 'policy-ok' | 'policy-fail' | 'error';
+    rule: string;
+    reason: string;
+  },
+): DeliveryEvent {
+  return {
+    event: 'delivery.attempt',
+    msgId: ctx.msgId,
+    domain: ctx.domain,
+    mx: t.mxHost,
+    address: a.address,
+    port: a.port,
+    level: ctx.policy.level,
+    profile: ctx.policy.profile?.id ?? null,
+    matched: ctx.policy.matched,
+    ...x,
+  };
+}
+
+interface Pending {
+  status: RecipientStatus;
+  rcpt: EnvelopeRecipient;
+}
+
+interface Final {
+  state: RecipientStatus['state'];
+  reply: string | null;
+  reason: string;
+  mx: string | null;
+}
+
+function poolKey(ctx: Ctx, t: Target, a: { address: string; port: number }): string {
+  return [
+    a.address,
+    a.port,
+    t.mxHost,
+    t.nextHop,
+    ctx.policy.level,
+    ctx.policy.profile?.id ?? '-',
+    ctx.policy.matched,
+    ctx.deps.heloName,
+  ].join('|');
+}
+
+function describeTls(s: NegotiatedSession | null): string {
+  return s === null ? 'in cleartext' : `over ${protocolLabel(s.protocol)} (${s.cipher.standardName})`;
+}
+
+/** Deliver the recipients of one domain. */
+async function deliverDomain(
+  ctx: Ctx,
+  pending: Pending[],
+  msg: QueuedMessage,
+  body: Buffer,
+  pool: ConnectionPool<AdmittedSession>,
+): Promise<Map<string, Final>> {
+  const out = new Map<string, Final>();
+  const all = (f: Final): Map<string, Final> => {
+    for (const p of pending) out.set(p.rcpt.address, f);
+    return out;
+  };
+  const env = msg.envelope;
+  // RFC 8689 §4.1: REQUIRETLS needs an authenticated next hop.
+  if (env.requireTls && !requiresAuth(ctx.policy.level)) {
+    return all({
+      state: 'bounced',
+      reply: '550 5.7.30 REQUIRETLS support required',
+      reason: `the message requires TLS (REQUIRETLS) to an authenticated server, but the policy for ${ctx.domain} is '${ctx.policy.level}', which does not authenticate the receiving server`,
+      mx: null,
+    });
+  }
+  const p = await plan(ctx.domain, ctx.deps);
+  if ('final' in p) return all({ ...p.final, mx: null });
+  log(ctx, {
+    event: 'delivery.plan',
+    msgId: ctx.msgId,
+    domain: ctx.domain,
+    via: p.targets[0]?.via ?? 'mx',
+    targets: p.targets.map((t) => `${t.mxHost}:${t.port}`),
+    level: ctx.policy.level,
+    profile: ctx.policy.profile?.id ?? null,
+    matched: ctx.policy.matched,
+  });
+
+  const policyFailures: string[] = [];
+  const errors: string[] = [];
+  let unsuitable: SmtpClientError | null = null;
+  let lastPolicy: PolicyDecision | null = null;
+  let attempted = 0;
+  let remaining = pending;
+
+  for (const t of p.targets) {
+    let addrs: Array<{ address: string; port: number }>;
+    try {
+      addrs = await addressesOf(t, ctx.deps);
+    } catch (e) {
+      errors.push(`${t.mxHost}: ${(e as Error).message}`);
+      continue;
+    }
+    for (const a of addrs) {
+      attempted++;
+      const key = poolKey(ctx, t, a);
+      let client: SmtpClient | null = null;
+      let decision: PolicyDecision | null = null;
+      let reused = false;
+      const cached = pool.take(key);
+      if (cached !== null) {
+        try {
+          await cached.client.reset();
+          client = cached.client;
+          decision = cached.meta.decision;
+          reused = true;
+        } catch {
+          cached.client.close();
+        }
+      }
+      if (client === null) {
+        const n = await negotiate(ctx, t, a, true);
+        if (n.kind === 'error') {
+          errors.push(`${t.mxHost} [${a.address}]:${a.port}: ${n.error.message}`);
+          log(
+            ctx,
+            attemptEvent(ctx, t, a, {
+              reused: false,
+              tls: null,
+              outcome: 'error',
+              rule: `connect: ${n.error.code}`,
+              reason: n.error.message,
+            }),
+            true,
+          );
+          continue;
+        }
+        if (n.kind === 'policy-fail') {
+          policyFailures.push(n.decision.reason);
+          log(
+            ctx,
+            attemptEvent(ctx, t, a, {
+              reused: false,
+              tls: tlsOf(n.session),
+              outcome: 'policy-fail',
+              rule: n.decision.rule,
+              reason: n.decision.reason,
+            }),
+            true,
+          );
+          lastPolicy = n.decision;
+          continue;
+        }
+        client = n.client;
+        decision = n.decision;
+      }
+      const d = decision as PolicyDecision;
+      log(
+        ctx,
+        attemptEvent(ctx, t, a, {
+          reused,
+          tls: tlsOf(client.tls),
+          outcome: 'policy-ok',
+          rule: d.rule,
+          reason: d.reason,
+        }),
+      );
+      const tx = {
+        mailFrom: env.mailFrom,
+        recipients: remaining.map((x) => x.rcpt),
+        body: env.body,
+        smtputf8: env.smtputf8,
+        requireTls: env.requireTls,
+        dsnRet: env.dsnRet,
+        dsnEnvid: env.dsnEnvid,
+      };
+      let results: RecipientResult[];
+      try {
+        results = (
+          await client.send(tx, body, { nextHopAuthenticated: requiresAuth(ctx.policy.level) && client.tls !== null })
+        ).recipients;
+      } catch (e) {
+        const err = asClientError(e);
+        if (!err.temporary) {
+          // Nothing was sent: this server cannot take the message as it is (5.6.7, 5.7.30, 5.3.4).
+          unsuitable = err;
+          pool.put(key, client, { decision: d });
+        } else {
+          client.close();
+          errors.push(`${t.mxHost} [${a.address}]:${a.port}: ${err.message}`);
+        }
+        continue;
+      }
+      pool.put(key, client, { decision: d });
+      const where = `${t.mxHost} [${a.address}]:${a.port}`;
+      for (const r of results) {
+        const state: RecipientStatus['state'] = r.ok ? 'delivered' : r.temporary ? 'deferred' : 'bounced';
+        out.set(r.address, {
+          state,
+          reply: r.reply.text,
+          reason: r.ok
+            ? `delivered to ${where} ${describeTls(client.tls)}; ${d.rule}`
+            : `the receiving server ${where} ${r.stage === 'data' ? 'rejected the message' : r.stage === 'mail' ? 'rejected the sender' : 'rejected the recipient'}: ${r.reply.text}`,
+          mx: t.mxHost,
+        });
+      }
+      // A transaction took place: its answers are final for this attempt (Postfix does not retry
+      // a recipient at another MX once a server has answered for it).
+      remaining = [];
+      break;
+    }
+    if (remaining.length === 0) break;
+  }
+  if (remaining.length === 0) return out;
+
+  if (policyFailures.length > 0) {
+    const reasons = [...new Set(policyFailures)];
+    const d: PolicyDecision | null = lastPolicy;
+    return all({
+      state: 'deferred',
+      reply: `451 ${d?.enhanced ?? '4.7.5'} TLS policy not met: ${d?.rule ?? reasons[0] ?? ''}`,
+      reason: reasons.join('; also: '),
+      mx: null,
+    });
+  }
+  const u = unsuitable as SmtpClientError | null;
+  if (u !== null && errors.length === 0) {
+    return all({
+      state: 'bounced',
+      reply: `${u.smtpCode ?? 554} ${u.enhanced ?? '5.0.0'} ${u.message}`,
+      reason: u.message,
+      mx: null,
+    });
+  }
+  const why =
+    errors.length > 0
+      ? errors.join('; ')
+      : attempted === 0
+        ? 'no address found for any MX host'
+        : 'no MX host could be reached';
+  return all({
+    state: 'deferred',
+    reply: `451 4.4.1 ${why}`,
+    reason: `no mail server for ${ctx.domain} could be reached: ${why}`,
+    mx: null,
+  });
+}
+
+/**
+ * Deliver one queued message to the recipients still due (queued or deferred); returns their new
+ * status. Never throws for delivery problems: they become per-recipient states.
+ */
+export async function deliverMessage(msg: QueuedMessage, body: Buffer, deps: DeliveryDeps): Promise<RecipientStatus[]> {
+  const pool = deps.pool ?? new ConnectionPool<AdmittedSession>();
+  const byDomain = new Map<string, Pending[]>();
+  const now = (): string => deps.now().toISOString();
+  const out: RecipientStatus[] = [];
+  for (const status of msg.recipients) {
+    if (status.state !== 'queued' && status.state !== 'deferred') continue;
+    const rcpt = msg.envelope.recipients.find((r) => r.address === status.address) ?? {
+      address: status.address,
+      dsn: { notify: null, orcpt: null },
+    };
+    const domain = domainOf(status.address);
+    if (domain === null) {
+      out.push({
+        ...status,
+        state: 'bounced',
+        attempts: status.attempts + 1,
+        lastReply: '553 5.1.3 bad recipient address syntax',
+        reason: `the address ${status.address} has no domain`,
+        nextAttemptAt: null,
+        updatedAt: now(),
+      });
+      continue;
+    }
+    const list = byDomain.get(domain) ?? [];
+    list.push({ status, rcpt });
+    byDomain.set(domain, list);
+  }
+  try {
+    await Promise.all(
+      [...byDomain].map(async ([domain, pending]) => {
+        const ctx: Ctx = { deps, domain, policy: deps.policy.lookup(domain), msgId: msg.id };
+        const finals = await pool.withSlot(domain, () => deliverDomain(ctx, pending, msg, body, pool));
+        for (const p of pending) {
+          const f = finals.get(p.rcpt.address) ?? {
+            state: 'deferred' as const,
+            reply: null,
+            reason: 'no result from the delivery attempt',
+            mx: null,
+          };
+          const st: RecipientStatus = {
+            ...p.status,
+            state: f.state,
+            attempts: p.status.attempts + 1,
+            lastReply: f.reply,
+            reason: f.reason,
+            nextAttemptAt: null,
+            updatedAt: now(),
+          };
+          out.push(st);
+          log(
+            ctx,
+            {
+              event: 'delivery.recipient',
+              msgId: msg.id,
+              recipient: st.address,
+              state: st.state,
+              mx: f.mx,
+              reply: f.reply,
+              reason: f.reason,
+            },
+            st.state !== 'delivered',
+          );
+        }
+      }),
+    );
+  } finally {
+    if (deps.pool === undefined) await pool.close();
+  }
+  return out;
+}
+
+/** One MX address as `postern policy check` reports it. */
+export interface PolicyCheckMx {
+  host: string;
+  address: string;
+  port: number;
+  outcome: 'ok' | 'fail';
+  tls: { protocol: string; cipher: string } | null;
+  rule: string;
+  reason: string;
+}
+
+export interface PolicyCheckResult {
+  domain: string;
+  policy: { level: TlsLevel; profile: string | null; matched: string };
+  mx: PolicyCheckMx[];
+  verdict: { outcome: 'deliver' | 'defer' | 'bounce'; host: string | null; rule: string; reason: string };
+}
+
+/**
+ * What would happen if mail for `domain` were sent now: for every target address, connect,
+ * negotiate as the policy says, decide, and QUIT without MAIL.
+ */
+export async function policyCheck(domain: string, deps: DeliveryDeps): Promise<PolicyCheckResult> {
+  const d = normalizeDomain(domain);
+  const policy = deps.policy.lookup(d);
+  const ctx: Ctx = { deps, domain: d, policy, msgId: null };
+  const head = {
+    domain: d,
+    policy: { level: policy.level, profile: policy.profile?.id ?? null, matched: policy.matched },
+  };
+  const p = await plan(d, deps);
+  if ('final' in p) {
+    return {
+      ...head,
+      mx: [],
+      verdict: {
+        outcome: p.final.state === 'bounced' ? 'bounce' : 'defer',
+        host: null,
+        rule: p.final.reply,
+        reason: p.final.reason,
+      },
+    };
+  }
+  const mx: PolicyCheckMx[] = [];
+  for (const t of p.targets) {
+    let addrs: Array<{ address: string; port: number }>;
+    try {
+      addrs = await addressesOf(t, deps);
+    } catch (e) {
+      mx.push({
+        host: t.mxHost,
+        address: '',
+        port: t.port,
+        outcome: 'fail',
+        tls: null,
+        rule: 'dns',
+        reason: (e as Error).message,
+      });
+      continue;
+    }
+    for (const a of addrs) {
+      const n = await negotiate(ctx, t, a, false);
+      const base = { host: t.mxHost, address: a.address, port: a.port };
+      if (n.kind === 'error') {
+        mx.push({ ...base, outcome: 'fail', tls: null, rule: `connect: ${n.error.code}`, reason: n.error.message });
+      } else if (n.kind === 'policy-fail') {
+        mx.push({ ...base, outcome: 'fail', tls: tlsOf(n.session), rule: n.decision.rule, reason: n.decision.reason });
+      } else {
+        mx.push({ ...base, outcome: 'ok', tls: tlsOf(n.client.tls), rule: n.decision.rule, reason: n.decision.reason });
+        await n.client.quit();
+      }
+      log(
+        ctx,
+        attemptEvent(ctx, t, a, {
+          reused: false,
+          tls: mx[mx.length - 1]?.tls ?? null,
+          outcome: n.kind === 'admitted' ? 'policy-ok' : n.kind === 'policy-fail' ? 'policy-fail' : 'error',
+          rule: mx[mx.length - 1]?.rule ?? '',
+          reason: mx[mx.length - 1]?.reason ?? '',
+        }),
+        n.kind !== 'admitted',
+      );
+    }
+  }
+  const first = mx.find((m) => m.outcome === 'ok');
+  const verdict: PolicyCheckResult['verdict'] =
+    first !== undefined
+      ? { outcome: 'deliver', host: first.host, rule: first.rule, reason: first.reason }
+      : {
+          outcome: 'defer',
+          host: null,
+          rule: mx[0]?.rule ?? 'no MX host',
+          reason: mx.length === 0 ? 'no MX host address found' : [...new Set(mx.map((m) => m.reason))].join('; also: '),
+        };
+  return { ...head, mx, verdict };
+}

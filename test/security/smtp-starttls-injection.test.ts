@@ -1,0 +1,83 @@
+// Attack: STARTTLS command injection (CVE-2011-0411 class; "NO STARTTLS", USENIX Security 2021).
+// A man in the middle appends plaintext commands to the client's STARTTLS in the same segment; a
+// vulnerable server keeps them buffered and executes them inside the TLS session as if the client
+// had sent them there. RFC 3207 §4.2: the server must discard them. Two replies after the
+// handshake (one for the injected command) means vulnerable.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { plain, SmtpTestClient, startHarness, type Harness } from '../helpers/smtp-harness.ts';
+
+let h: Harness;
+before(async () => {
+  h = await startHarness();
+});
+after(async () => {
+  await h.close();
+});
+
+async function greeted(port: number): Promise<SmtpTestClient> {
+  const c = await SmtpTestClient.connect(port);
+  assert.equal((await c.reply()).code, 220);
+  assert.equal((await c.cmd('EHLO client.example')).code, 250);
+  return c;
+}
+
+describe('STARTTLS injection', () => {
+  test('STARTTLS\\r\\nRSET\\r\\n in one segment: exactly one reply after TLS (for our own NOOP)', async () => {
+    const c = await greeted(h.port['mx'] as number);
+    const before = h.server.stats().starttlsInjections;
+    c.send('STARTTLS\r\nRSET\r\n');
+    const r = await c.reply();
+    assert.equal(r.raw, '220 2.0.0 Ready to start TLS\r\n');
+    assert.equal(await c.drainFor(50), '', 'no plaintext reply to the injected RSET before TLS');
+    await c.upgrade();
+    assert.equal(await c.drainFor(300), '', 'the injected RSET must not be answered inside TLS');
+    c.send('NOOP\r\n');
+    assert.equal((await c.reply()).raw, '250 2.0.0 Ok\r\n');
+    assert.equal(await c.drainFor(200), '');
+    assert.equal(h.server.stats().starttlsInjections, before + 1);
+    c.close();
+  });
+
+  test('an injected MAIL FROM is not executed inside TLS', async () => {
+    const c = await greeted(h.port['mx'] as number);
+    c.send('STARTTLS\r\nEHLO evil\r\nMAIL FROM:<attacker@local.test>\r\n');
+    assert.equal((await c.reply()).code, 220);
+    await c.upgrade();
+    assert.equal(await c.drainFor(200), '');
+    // No EHLO and no MAIL were carried over: a RCPT now is out of sequence.
+    assert.match((await c.cmd('RCPT TO:<b@local.test>')).raw, /^503 5\.5\.1 /);
+    await c.cmd('EHLO client.example');
+    assert.match((await c.cmd('RCPT TO:<b@local.test>')).raw, /^503 5\.5\.1 /);
+    c.close();
+  });
+
+  test('an injected AUTH never reaches the authenticate hook', async () => {
+    const c = await greeted(h.port['sub'] as number);
+    const calls = h.authCalls.length;
+    c.send(`STARTTLS\r\nEHLO evil\r\nAUTH PLAIN ${plain('alice', 'secret')}\r\n`);
+    assert.equal((await c.reply()).code, 220);
+    await c.upgrade();
+    assert.equal(await c.drainFor(200), '');
+    assert.equal(h.authCalls.length, calls);
+    await c.cmd('EHLO client.example');
+    assert.match((await c.cmd('MAIL FROM:<alice@local.test>')).raw, /^530 5\.7\.0 /);
+    c.close();
+  });
+
+  test('plaintext sent right after STARTTLS (before the 220 is read) never becomes a command', async () => {
+    const c = await greeted(h.port['mx'] as number);
+    c.send('STARTTLS\r\n');
+    c.send('NOOP\r\n');
+    assert.equal((await c.reply()).code, 220);
+    // Either the NOOP was discarded with the buffer, or it reached the TLS layer as garbage and
+    // the handshake fails; it is never answered.
+    try {
+      await c.upgrade();
+    } catch {
+      return;
+    }
+    assert.equal(await c.drainFor(300), '');
+    c.close();
+  });
+});
