@@ -59,7 +59,7 @@ export type DeliveryEvent =
       event: 'delivery.plan';
       msgId: string | null;
       domain: string;
-      via: Target['via'];
+      via: 'route' | 'relayhost' | 'mx' | 'implicit-mx' | 'literal';
       targets: string[];
       level: TlsLevel;
       profile: string | null;
@@ -122,7 +122,7 @@ function domainOf(address: string): string | null {
 /** Where mail for `domain` goes. */
 async function plan(domain: string, deps: DeliveryDeps): Promise<Plan> {
   const port = deps.port ?? 25;
-  const route = deps.routes[domain];
+  const route = Object.entries(deps.routes).find(([k]) => normalizeDomain(k) === domain)?.[1];
   if (route !== undefined || deps.relayhost !== undefined) {
     const hp = parseHostPort(route ?? deps.relayhost ?? '', port);
     return {
@@ -265,7 +265,7 @@ async function negotiate(
         tlsError = err.reply ?? err.message;
         tlsFailure = 'refused';
       } else if (err.code === 'tls-handshake-failed') {
-        tlsError = err.message;
+        tlsError = err.message.replace(/^TLS handshake failed: /, '');
       } else return { kind: 'error', error: err };
     }
   }
@@ -563,10 +563,16 @@ async function deliverDomain(
 
 /**
  * Deliver one queued message to the recipients still due (queued or deferred); returns their new
- * status. Never throws for delivery problems: they become per-recipient states.
+ * status. Never throws for delivery problems: they become per-recipient states. `pool` (default
+ * `deps.pool`): a connection cache shared across calls; without one, a pool for this call only.
  */
-export async function deliverMessage(msg: QueuedMessage, body: Buffer, deps: DeliveryDeps): Promise<RecipientStatus[]> {
-  const pool = deps.pool ?? new ConnectionPool<AdmittedSession>();
+export async function deliverMessage(
+  msg: QueuedMessage,
+  body: Buffer,
+  deps: DeliveryDeps,
+  sharedPool: ConnectionPool<AdmittedSession> | undefined = deps.pool,
+): Promise<RecipientStatus[]> {
+  const pool = sharedPool ?? new ConnectionPool<AdmittedSession>();
   const byDomain = new Map<string, Pending[]>();
   const now = (): string => deps.now().toISOString();
   const out: RecipientStatus[] = [];
@@ -632,7 +638,7 @@ export async function deliverMessage(msg: QueuedMessage, body: Buffer, deps: Del
       }),
     );
   } finally {
-    if (deps.pool === undefined) await pool.close();
+    if (sharedPool === undefined) await pool.close();
   }
   return out;
 }

@@ -197,6 +197,8 @@ export class SmtpClient {
   #esmtp = false;
   #tls: NegotiatedSession | null = null;
   #transactions = 0;
+  /** Bytes received after the last reply we read; must be empty before the next command. */
+  #leftover: Buffer = Buffer.alloc(0);
 
   private constructor(o: SmtpConnectOptions, socket: Socket, timeouts: SmtpTimeouts) {
     this.host = o.host;
@@ -280,8 +282,8 @@ export class SmtpClient {
 
   /**
    * Run one exchange with a fresh bounded reader. Replies that were already waiting before we said
-   * anything are unsolicited (an injected or desynchronised reply): the connection is not trusted
-   * any further.
+   * anything are unsolicited (an injected or desynchronised reply): the connection is closed,
+   * never trusted further, and nothing is sent on it.
    */
   async #op<T>(stage: SmtpStage, fn: (r: LineReader) => Promise<T>, checkUnsolicited = false): Promise<T> {
     if (this.#closed) {
@@ -292,20 +294,28 @@ export class SmtpClient {
     }
     if (this.#busy) throw new SmtpClientError('smtp-protocol', `${stage}: connection busy`, { stage, temporary: true });
     this.#busy = true;
+    if (checkUnsolicited) {
+      // Anything already waiting (left over from the last exchange, or buffered in the paused
+      // socket) was sent before we asked: checked synchronously, so it cannot race our command.
+      const buffered = this.#socket.readableLength > 0 ? (this.#socket.read() as Buffer | string | null) : null;
+      const waiting = Buffer.concat([this.#leftover, buffered === null ? Buffer.alloc(0) : Buffer.from(buffered)]);
+      this.#leftover = Buffer.alloc(0);
+      if (waiting.length > 0) {
+        this.#busy = false;
+        this.close();
+        const first = escapeLine(waiting.subarray(0, Math.min(waiting.length, 120))).replace(/\\x0d\\x0a.*$/, '');
+        this.transcript.push({ dir: 'S', line: `[unsolicited] ${first}` });
+        throw new SmtpClientError('smtp-protocol', `${this.host} sent a reply nobody asked for: ${first}`, {
+          stage,
+          temporary: true,
+          reply: first,
+        });
+      }
+    }
     const r = new LineReader(this.#socket, this.transcript);
     try {
-      if (checkUnsolicited) {
-        const extra = await r.linesWithin(0, this.#signal);
-        if (extra.length > 0) {
-          throw new SmtpClientError('smtp-protocol', `${this.host} sent a reply nobody asked for: ${extra[0] ?? ''}`, {
-            stage,
-            temporary: true,
-            reply: extra[0] ?? null,
-          });
-        }
-      }
       const out = await fn(r);
-      r.detach(true);
+      this.#leftover = r.detach();
       return out;
     } catch (e) {
       r.detach();
@@ -361,22 +371,26 @@ export class SmtpClient {
   async startTls(opts: StartTlsClientOptions = {}): Promise<NegotiatedSession> {
     if (this.#tls !== null)
       throw new SmtpClientError('smtp-protocol', 'TLS already active', { stage: 'starttls', temporary: true });
-    const refused = await this.#op('starttls', async (r) => {
-      r.write('STARTTLS\r\n');
-      const st = await smtpReply(r, this.#step(this.timeouts.tlsMs));
-      if (st.code === 220) {
-        // Response-injection defence: bytes after the go-ahead are never parsed (RFC 3207 §4.2).
-        const injected = await r.drain(0, this.#signal);
-        if (injected.length > 0) {
-          this.transcript.push({
-            dir: 'S',
-            line: `[discarded ${injected.length} bytes sent after the STARTTLS go-ahead] ${escapeLine(injected.subarray(0, 120))}`,
-          });
+    const refused = await this.#op(
+      'starttls',
+      async (r) => {
+        r.write('STARTTLS\r\n');
+        const st = await smtpReply(r, this.#step(this.timeouts.tlsMs));
+        if (st.code === 220) {
+          // Response-injection defence: bytes after the go-ahead are never parsed (RFC 3207 §4.2).
+          const injected = await r.drain(0, this.#signal);
+          if (injected.length > 0) {
+            this.transcript.push({
+              dir: 'S',
+              line: `[discarded ${injected.length} bytes sent after the STARTTLS go-ahead] ${escapeLine(injected.subarray(0, 120))}`,
+            });
+          }
+          return null;
         }
-        return null;
-      }
-      return st;
-    });
+        return st;
+      },
+      true,
+    );
     if (refused !== null) {
       const i = info(refused);
       throw new SmtpClientError('starttls-refused', `${this.host} refused STARTTLS: ${i.text}`, {
@@ -402,6 +416,7 @@ export class SmtpClient {
       if (this.#signal !== undefined) hs.signal = this.#signal;
       const { session, tlsSocket } = await tlsHandshake(hs);
       this.#socket = tlsSocket;
+      this.#leftover = Buffer.alloc(0);
       this.#watch(tlsSocket);
       this.#tls = session;
     } catch (e) {

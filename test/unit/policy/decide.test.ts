@@ -53,7 +53,9 @@ function cert(o: Partial<CertInfo> = {}): CertInfo {
   };
 }
 
-function chain(o: { leaf?: Partial<CertInfo>; trusted?: boolean; error?: string | null; expired?: boolean } = {}): ChainReport {
+function chain(
+  o: { leaf?: Partial<CertInfo>; trusted?: boolean; error?: string | null; expired?: boolean } = {},
+): ChainReport {
   const leaf = cert(o.leaf);
   return {
     leaf,
@@ -141,7 +143,12 @@ describe('decide: STARTTLS refused / handshake failed', () => {
 
 describe('decide: a TLS session was negotiated', () => {
   const untrusted = chain({ trusted: false, error: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' });
-  const expired = chain({ trusted: false, error: 'CERT_HAS_EXPIRED', expired: true, leaf: { notAfter: '2020-02-03T00:00:00.000Z' } });
+  const expired = chain({
+    trusted: false,
+    error: 'CERT_HAS_EXPIRED',
+    expired: true,
+    leaf: { notAfter: '2020-02-03T00:00:00.000Z' },
+  });
   const selfSigned = chain({ trusted: false, error: 'DEPTH_ZERO_SELF_SIGNED_CERT', leaf: { selfSigned: true } });
   const wrongName = chain({ leaf: { dnsNames: ['abc.xy'] } });
 
@@ -161,7 +168,10 @@ describe('decide: a TLS session was negotiated', () => {
     const u = decide(input('verify', { chain: untrusted }));
     assert.equal(u.ok, false);
     assert.deepEqual(u.failures, ['certificate-not-trusted']);
-    assert.match(u.rule, /^policy example\.org: verify — certificate not trusted \(UNABLE_TO_GET_ISSUER_CERT_LOCALLY\)/);
+    assert.match(
+      u.rule,
+      /^policy example\.org: verify — certificate not trusted \(UNABLE_TO_GET_ISSUER_CERT_LOCALLY\)/,
+    );
     assert.match(u.reason, /not trusted/);
     const e = decide(input('verify', { chain: expired }));
     assert.deepEqual(e.failures, ['certificate-expired']);
@@ -195,7 +205,11 @@ describe('decide: a TLS session was negotiated', () => {
   });
 
   it('verify refuses forgeable signatures and small keys on the path', () => {
-    const sha1 = decide(input('verify', { chain: chain({ leaf: { signatureHash: 'sha1', signatureAlgorithm: 'sha1WithRSAEncryption' } }) }));
+    const sha1 = decide(
+      input('verify', {
+        chain: chain({ leaf: { signatureHash: 'sha1', signatureAlgorithm: 'sha1WithRSAEncryption' } }),
+      }),
+    );
     assert.equal(sha1.ok, false);
     assert.deepEqual(sha1.failures, ['certificate-weak']);
     assert.match(sha1.reason, /sha1WithRSAEncryption.*cert-weak-signature/);
@@ -208,7 +222,11 @@ describe('decide: a TLS session was negotiated', () => {
   it('TLS below 1.2 fails every mandatory level (RFC 8996) but is fine for may', () => {
     const old = session({
       protocol: 'TLSv1',
-      cipher: { name: 'ECDHE-RSA-AES128-SHA', standardName: 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA', version: 'TLSv1/SSLv3' },
+      cipher: {
+        name: 'ECDHE-RSA-AES128-SHA',
+        standardName: 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA',
+        version: 'TLSv1/SSLv3',
+      },
     });
     assert.equal(decide(input('may', { session: old })).ok, true);
     for (const level of ['encrypt', 'verify', 'secure'] as const) {
@@ -222,7 +240,11 @@ describe('decide: a TLS session was negotiated', () => {
   it('a profile is enforced with tls/evaluate and the failing rule ids are named', () => {
     const old = session({
       protocol: 'TLSv1',
-      cipher: { name: 'ECDHE-RSA-AES128-SHA', standardName: 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA', version: 'TLSv1/SSLv3' },
+      cipher: {
+        name: 'ECDHE-RSA-AES128-SHA',
+        standardName: 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA',
+        version: 'TLSv1/SSLv3',
+      },
     });
     const d = decide(input('encrypt', { profile: BSI, session: old }));
     assert.equal(d.ok, false);
@@ -244,11 +266,19 @@ describe('decide: a TLS session was negotiated', () => {
     assert.equal(x.ok, false);
     assert.match(x.reason, /key exchange group X25519 \(group-not-allowed\)/);
     // The same session is fine under NCSC-NL.
-    assert.equal(decide(input('encrypt', { profile: getProfile('ncsc-nl'), session: session({ group: 'X25519' }) })).ok, true);
+    assert.equal(
+      decide(input('encrypt', { profile: getProfile('ncsc-nl'), session: session({ group: 'X25519' }) })).ok,
+      true,
+    );
   });
 
   it('verify + profile reports both certificate and crypto failures', () => {
-    const d = decide(input('verify', { profile: BSI, chain: chain({ trusted: false, error: 'X', leaf: { keyType: 'RSA', keyBits: 2048, curve: null } }) }));
+    const d = decide(
+      input('verify', {
+        profile: BSI,
+        chain: chain({ trusted: false, error: 'X', leaf: { keyType: 'RSA', keyBits: 2048, curve: null } }),
+      }),
+    );
     assert.equal(d.ok, false);
     assert.ok(d.failures.includes('certificate-not-trusted'));
     assert.ok(d.failures.includes('profile-noncompliant'));
@@ -256,7 +286,9 @@ describe('decide: a TLS session was negotiated', () => {
   });
 
   it('the default policy is named as such', () => {
-    const d = decide(input('encrypt', { ...noTls, tlsOffered: false, policySource: 'default', policyDomain: 'dest.test' }));
+    const d = decide(
+      input('encrypt', { ...noTls, tlsOffered: false, policySource: 'default', policyDomain: 'dest.test' }),
+    );
     assert.match(d.rule, /^policy default: encrypt/);
     assert.match(d.reason, /the default policy \(applied to dest\.test\) requires TLS/);
   });

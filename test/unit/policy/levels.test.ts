@@ -45,8 +45,14 @@ describe('policy levels', () => {
     assert.equal(parseLevel(' Verify '), 'verify');
     assert.ok(isTlsLevel('secure'));
     assert.ok(!isTlsLevel('dane'));
-    assert.throws(() => parseLevel('dane'), (e) => e instanceof UsageError && /not implemented/.test(e.message));
+    assert.throws(
+      () => parseLevel('dane'),
+      (e) => e instanceof UsageError && /not implemented/.test(e.message),
+    );
     assert.throws(() => parseLevel('mta-sts'), UsageError);
-    assert.throws(() => parseLevel('strict'), (e) => e instanceof UsageError && /unknown TLS level/.test(e.message));
+    assert.throws(
+      () => parseLevel('strict'),
+      (e) => e instanceof UsageError && /unknown TLS level/.test(e.message),
+    );
   });
 });

@@ -40,7 +40,10 @@ describe('PolicyTable', () => {
 
   it('falls back to the default', () => {
     const r = table.lookup('elsewhere.test');
-    assert.deepEqual({ level: r.level, profile: r.profile, matched: r.matched }, { level: 'may', profile: null, matched: 'default' });
+    assert.deepEqual(
+      { level: r.level, profile: r.profile, matched: r.matched },
+      { level: 'may', profile: null, matched: 'default' },
+    );
     assert.equal(table.lookup('notexample.org').matched, 'default');
   });
 
@@ -49,7 +52,11 @@ describe('PolicyTable', () => {
     assert.throws(() => new PolicyTable({ default: { level: 'encrypt', profile: 'nist' } }), UsageError);
     assert.throws(() => new PolicyTable({ default: { level: 'paranoid' } }), UsageError);
     assert.throws(
-      () => new PolicyTable({ default: { level: 'may' }, domains: { 'a.test': { level: 'may' }, 'A.test.': { level: 'none' } } }),
+      () =>
+        new PolicyTable({
+          default: { level: 'may' },
+          domains: { 'a.test': { level: 'may' }, 'A.test.': { level: 'none' } },
+        }),
       /twice/,
     );
   });
@@ -65,7 +72,10 @@ describe('PolicyTable', () => {
     try {
       const yaml = await readFile(new URL('../../fixtures/profiles/example.yaml', import.meta.url), 'utf8');
       await writeFile(join(dir, 'custom.yaml'), yaml);
-      const t = await loadPolicyTable({ default: { level: 'may' }, domains: { 'bank.test': { level: 'verify', profile: 'custom.yaml' } } }, { baseDir: dir });
+      const t = await loadPolicyTable(
+        { default: { level: 'may' }, domains: { 'bank.test': { level: 'verify', profile: 'custom.yaml' } } },
+        { baseDir: dir },
+      );
       const p = t.lookup('bank.test').profile;
       assert.ok(p !== null);
       assert.equal(p.id, 'example-mail-policy');

@@ -14,7 +14,7 @@ import { ConnectionPool } from '../../../../src/smtp/client/pool.ts';
 
 interface Script {
   ehlo: string[];
-  /** Called with each complete command line; returns the reply (or null = no reply yet). */
+  /** Called with each command line other than EHLO/RSET/QUIT; writes its own replies. */
   onLine?: (line: string, s: Socket, state: ServerState) => void;
 }
 
@@ -23,7 +23,7 @@ interface ServerState {
   lines: string[];
   data: Buffer | null;
   inData: boolean;
-  dataBuf: Buffer[];
+  dataBuf: string[];
 }
 
 const servers: Server[] = [];
@@ -134,7 +134,7 @@ describe('SmtpClient', () => {
     const group = state.chunks.find((ch) => ch.startsWith('MAIL'));
     assert.equal(
       group,
-      'MAIL FROM:<a@example.org> SIZE=25\r\nRCPT TO:<x@t.test>\r\nRCPT TO:<nobody@t.test>\r\nRCPT TO:<y@t.test>\r\nDATA\r\n',
+      'MAIL FROM:<a@example.org> SIZE=23\r\nRCPT TO:<x@t.test>\r\nRCPT TO:<nobody@t.test>\r\nRCPT TO:<y@t.test>\r\nDATA\r\n',
     );
     assert.deepEqual(
       r.recipients.map((x) => [x.address, x.ok, x.temporary, x.reply.code, x.stage]),
