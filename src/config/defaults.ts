@@ -8,7 +8,6 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PosternError } from '../core/errors.ts';
-import { issueCertificate } from '../testbed/pki.ts';
 import { parseDomain } from './net.ts';
 import type { DomainPolicyConfig, GatewayConfig, LimitsConfig, QueueConfig, RateLimitRule } from './schema.ts';
 
@@ -152,9 +151,10 @@ export async function ensureSelfSignedCertificate(
     // missing or unreadable: generate below
   }
   const now = Date.now();
-  let issued;
   try {
-    issued = await issueCertificate({
+    // Imported here: @peculiar/x509 is only needed the first time, not for every config load.
+    const { issueCertificate } = await import('../testbed/pki.ts');
+    const issued = await issueCertificate({
       names: [...new Set(names)],
       keyType: { kind: 'ec', curve: 'P-256' },
       signatureHash: 'SHA-256',

@@ -123,11 +123,22 @@ export class QueueManager {
     const due = (await this.spool.due(now, free + this.inFlight.size)).filter((m) => !this.inFlight.has(m.id));
     for (const msg of due.slice(0, free)) {
       this.inFlight.add(msg.id);
-      const p = this.deliver(msg).finally(() => {
-        this.inFlight.delete(msg.id);
-        this.active.delete(p);
-        if (this.running) this.kick();
-      });
+      // Nobody awaits `p` until stop(): a rejection here (the message was deleted by `postern
+      // queue delete` while in flight, so readMessage/updateRecipients find nothing) would be
+      // unhandled and take the whole server down.
+      const p = this.deliver(msg)
+        .catch((e: unknown) =>
+          this.opts.log.warn({
+            event: 'qmgr.deliver-error',
+            msgId: msg.id,
+            err: e instanceof Error ? e.message : String(e),
+          }),
+        )
+        .finally(() => {
+          this.inFlight.delete(msg.id);
+          this.active.delete(p);
+          if (this.running) this.kick();
+        });
       this.active.add(p);
     }
   }
@@ -136,7 +147,7 @@ export class QueueManager {
     const body = await this.spool.readMessage(msg.id);
     let results: RecipientStatus[];
     try {
-      results = await deliverMessage(msg, body, this.deps, this.pool);
+      results = await deliverMessage(msg, body, this.deps);
     } catch (e) {
       // A bug or a local failure must not lose the message: leave it deferred.
       this.opts.log.error({

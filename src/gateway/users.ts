@@ -214,7 +214,8 @@ class Semaphore {
  * Verified when the user does not exist, so an unknown name costs the same single hash as a known
  * one (no user enumeration by timing). Matches no password: the "hash" is all zero bytes.
  */
-const DUMMY_HASH = `$scrypt$ln=${SCRYPT_PARAMS.ln},r=${SCRYPT_PARAMS.r},p=${SCRYPT_PARAMS.p}$${b64(Buffer.alloc(SALT_BYTES))}$${b64(Buffer.alloc(KEY_BYTES))}`;
+/** Hashed in place of a missing user's hash, with the same parameters, so both cost the same. */
+export const DUMMY_HASH = `$scrypt$ln=${SCRYPT_PARAMS.ln},r=${SCRYPT_PARAMS.r},p=${SCRYPT_PARAMS.p}$${b64(Buffer.alloc(SALT_BYTES))}$${b64(Buffer.alloc(KEY_BYTES))}`;
 
 /** The users, loaded. Immutable: reload (SIGHUP) by loading a new store. */
 export class UserStore {

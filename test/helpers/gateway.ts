@@ -246,7 +246,8 @@ export class RawSmtp {
     for (;;) {
       const r = this.take();
       if (r !== null) return r;
-      if (this.closed) throw new Error(`connection closed while waiting for a reply (buffer ${JSON.stringify(this.buf)})`);
+      if (this.closed)
+        throw new Error(`connection closed while waiting for a reply (buffer ${JSON.stringify(this.buf)})`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timeout waiting for a reply (buffer ${JSON.stringify(this.buf)})`);
       await new Promise<void>((resolve) => {
@@ -260,7 +261,7 @@ export class RawSmtp {
   }
 
   send(data: string): void {
-    this.socket.write(data, 'latin1');
+    this.socket.write(data, 'utf8');
   }
 
   async cmd(line: string, timeoutMs?: number): Promise<Reply> {
@@ -297,7 +298,12 @@ export function saslPlain(user: string, pass: string): string {
  */
 export async function openSession(
   port: number,
-  o: { localAddress?: string; starttls?: boolean; implicitTls?: boolean; auth?: { user: string; password: string } } = {},
+  o: {
+    localAddress?: string;
+    starttls?: boolean;
+    implicitTls?: boolean;
+    auth?: { user: string; password: string };
+  } = {},
 ): Promise<RawSmtp> {
   const c = await RawSmtp.connect(port, {
     ...(o.localAddress ? { localAddress: o.localAddress } : {}),
