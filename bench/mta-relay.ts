@@ -48,7 +48,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '300' },
     rounds: { type: 'string', default: '1' },
     modes: { type: 'string', default: 'plain,tls' },
-    mtas: { type: 'string', default: 'postfix,postern' },
+    mtas: { type: 'string', default: 'postfix,postfix-reuse,postern' },
     'keep-logs': { type: 'boolean', default: false },
     'no-doc': { type: 'boolean', default: false },
   },
@@ -60,9 +60,12 @@ const LAT_COUNT = Number(values['latency-count']);
 const WARMUP = Number(values.warmup);
 const ROUNDS = Number(values.rounds);
 type Mode = 'plain' | 'tls';
-type MtaName = 'postfix' | 'postern';
+/** postfix-reuse: Postfix with `smtp_tls_connection_reuse = yes` (tlsproxy), TLS runs only. */
+type MtaName = 'postfix' | 'postfix-reuse' | 'postern';
 const MODES = values.modes.split(',').filter((m): m is Mode => m === 'plain' || m === 'tls');
-const MTAS = values.mtas.split(',').filter((m): m is MtaName => m === 'postfix' || m === 'postern');
+const MTAS = values.mtas
+  .split(',')
+  .filter((m): m is MtaName => m === 'postfix' || m === 'postfix-reuse' || m === 'postern');
 const SENDER = 'bench@source.test';
 const RCPT = 'rcpt@dest.test';
 const HOST = '127.0.0.1';
@@ -159,7 +162,7 @@ interface Mta {
   stop(): Promise<void>;
 }
 
-async function startPostfixRelay(cert: TestCert, sinkPort: number, mode: Mode): Promise<Mta> {
+async function startPostfixRelay(cert: TestCert, sinkPort: number, mode: Mode, tlsReuse: boolean): Promise<Mta> {
   const pf = await startPostfix({
     certPem: cert.certPem,
     keyPem: cert.keyPem,
@@ -178,14 +181,36 @@ async function startPostfixRelay(cert: TestCert, sinkPort: number, mode: Mode): 
   });
   const master = await readPidFile(join(pf.configDir, '..', 'queue', 'pid', 'master.pid'));
   if (master === null) throw new Error('no postfix master pid');
+  if (tlsReuse) {
+    // Postfix ≥ 3.4 caches TLS connections only through tlsproxy(8), which is off by default.
+    try {
+      await runOkish('/usr/sbin/postconf', [
+        '-c',
+        pf.configDir,
+        '-M',
+        'tlsproxy/unix=tlsproxy unix - - n - 0 tlsproxy',
+      ]);
+      await runOkish('/usr/sbin/postconf', ['-c', pf.configDir, '-e', 'smtp_tls_connection_reuse=yes']);
+      await runOkish('/usr/sbin/postfix', ['-c', pf.configDir, 'reload']);
+      await sleep(1500);
+    } catch (e) {
+      await pf.stop();
+      throw e;
+    }
+  }
   const v = await run('/usr/sbin/postconf', ['-d', '-h', 'mail_version']);
   return {
-    name: 'postfix',
+    name: tlsReuse ? 'postfix-reuse' : 'postfix',
     port: pf.port,
     version: `Postfix ${v.stdout.trim()}`,
     pids: () => groupMembers(master),
     stop: () => pf.stop(),
   };
+}
+
+async function runOkish(cmd: string, args: string[]): Promise<void> {
+  const r = await run(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${String(r.code)} ${r.stderr.trim()}`);
 }
 
 async function startPosternRelay(cert: TestCert, sinkPort: number, mode: Mode, keepLogs: boolean): Promise<Mta> {
@@ -216,7 +241,13 @@ async function startPosternRelay(cert: TestCert, sinkPort: number, mode: Mode, k
   const fd = openSync(logFile, 'a', 0o600);
   const child = spawn(
     process.execPath,
-    [...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []), join(REPO_ROOT, 'bin/postern.js'), 'serve', '--config', configFile],
+    [
+      ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+      join(REPO_ROOT, 'bin/postern.js'),
+      'serve',
+      '--config',
+      configFile,
+    ],
     { stdio: ['ignore', fd, fd], cwd: tmp.path },
   );
   closeSync(fd);
@@ -258,7 +289,9 @@ async function memOf(pid: number): Promise<{ rss: number; pss: number }> {
 }
 
 /** Samples the summed RSS/PSS (KiB) of `pids()` every 100 ms until stopped; returns the peaks. */
-function sampleMemory(pids: () => Promise<number[]>): { stop(): Promise<{ rssKiB: number; pssKiB: number; procs: number }> } {
+function sampleMemory(pids: () => Promise<number[]>): {
+  stop(): Promise<{ rssKiB: number; pssKiB: number; procs: number }>;
+} {
   let peakRss = 0;
   let peakPss = 0;
   let procs = 0;
@@ -267,8 +300,14 @@ function sampleMemory(pids: () => Promise<number[]>): { stop(): Promise<{ rssKiB
     while (running) {
       const list = await pids();
       const mems = await Promise.all(list.map(memOf));
-      peakRss = Math.max(peakRss, mems.reduce((a, m) => a + m.rss, 0));
-      peakPss = Math.max(peakPss, mems.reduce((a, m) => a + m.pss, 0));
+      peakRss = Math.max(
+        peakRss,
+        mems.reduce((a, m) => a + m.rss, 0),
+      );
+      peakPss = Math.max(
+        peakPss,
+        mems.reduce((a, m) => a + m.pss, 0),
+      );
       procs = Math.max(procs, list.length);
       await sleep(100);
     }
@@ -374,13 +413,14 @@ interface Result {
 }
 
 async function measure(name: MtaName, mode: Mode, cert: TestCert, certDir: string): Promise<Result> {
-  const sink = mode === 'plain' ? await startSmtpSink() : await startTlsSink(join(certDir, 'cert.pem'), join(certDir, 'key.pem'));
+  const sink =
+    mode === 'plain' ? await startSmtpSink() : await startTlsSink(join(certDir, 'cert.pem'), join(certDir, 'key.pem'));
   let mta: Mta | null = null;
   try {
     mta =
-      name === 'postfix'
-        ? await startPostfixRelay(cert, sink.port, mode)
-        : await startPosternRelay(cert, sink.port, mode, values['keep-logs']);
+      name === 'postern'
+        ? await startPosternRelay(cert, sink.port, mode, values['keep-logs'])
+        : await startPostfixRelay(cert, sink.port, mode, name === 'postfix-reuse');
     // Warm-up: Postfix spawns its smtpd/cleanup/smtp processes, Node compiles the hot paths.
     await latencyRun(mta.port, WARMUP, SESSIONS);
     await sink.waitFor(WARMUP, 120_000);
@@ -390,7 +430,21 @@ async function measure(name: MtaName, mode: Mode, cert: TestCert, certDir: strin
     const t0 = performance.now();
     const src = await timedRun(
       SMTP_SOURCE,
-      ['-s', String(SESSIONS), '-l', String(SIZE), '-m', String(COUNT), '-M', 'source.test', '-f', SENDER, '-t', RCPT, `${HOST}:${mta.port}`],
+      [
+        '-s',
+        String(SESSIONS),
+        '-l',
+        String(SIZE),
+        '-m',
+        String(COUNT),
+        '-M',
+        'source.test',
+        '-f',
+        SENDER,
+        '-t',
+        RCPT,
+        `${HOST}:${mta.port}`,
+      ],
       { timeoutMs: 600_000 },
     );
     if (src.code !== 0) throw new Error(`smtp-source exited ${String(src.code)}: ${src.stderr.trim()}`);
@@ -443,7 +497,8 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of MODES) {
       // Alternate who goes first, so neither always gets the cooler machine.
-      const order = round % 2 === 0 ? MTAS : [...MTAS].reverse();
+      const mtas = MTAS.filter((m) => m !== 'postfix-reuse' || mode === 'tls');
+      const order = round % 2 === 0 ? mtas : [...mtas].reverse();
       for (const name of order) all.push(await measure(name, mode, cert, certDir.path));
     }
   }
@@ -471,19 +526,26 @@ function agg(name: MtaName, mode: Mode): Result | null {
 
 const rows: string[] = [];
 const ratios: string[] = [];
+const LABEL: Record<MtaName, string> = {
+  postfix: 'Postfix',
+  'postfix-reuse': 'Postfix + smtp_tls_connection_reuse',
+  postern: 'postern',
+};
 for (const mode of MODES) {
-  const pf = agg('postfix', mode);
   const pn = agg('postern', mode);
-  for (const r of [pf, pn]) {
+  for (const name of ['postfix', 'postfix-reuse', 'postern'] as const) {
+    const r = agg(name, mode);
     if (r === null) continue;
     const runs = all.filter((x) => x.mta === r.mta && x.mode === r.mode).map((x) => x.deliveredPerS.toFixed(0));
     rows.push(
-      `| ${r.mta} | ${mode === 'tls' ? 'TLS out' : 'plain'} | ${r.acceptedPerS.toFixed(0)} | ${r.deliveredPerS.toFixed(0)} | ${runs.join(', ')} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rssMiB.toFixed(1)} | ${r.pssMiB.toFixed(1)} | ${r.procs} |`,
+      `| ${LABEL[name]} | ${mode === 'tls' ? 'TLS out' : 'plain'} | ${r.acceptedPerS.toFixed(0)} | ${r.deliveredPerS.toFixed(0)} | ${runs.join(', ')} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rssMiB.toFixed(1)} | ${r.pssMiB.toFixed(1)} | ${r.procs} |`,
     );
   }
-  if (pf && pn) {
+  for (const name of ['postfix', 'postfix-reuse'] as const) {
+    const pf = agg(name, mode);
+    if (pf === null || pn === null) continue;
     ratios.push(
-      `- ${mode === 'tls' ? 'TLS on the outbound hop' : 'plain'}: postern / Postfix delivered msg/s **${(pn.deliveredPerS / pf.deliveredPerS).toFixed(2)}** (target ≥ 1.00), accepted msg/s ${(pn.acceptedPerS / pf.acceptedPerS).toFixed(2)}, accept p99 ${(pn.p99 / pf.p99).toFixed(2)}, peak RSS ${(pn.rssMiB / pf.rssMiB).toFixed(2)}, peak PSS ${(pn.pssMiB / pf.pssMiB).toFixed(2)}`,
+      `- ${mode === 'tls' ? 'TLS on the outbound hop' : 'plain'}, postern / ${LABEL[name]}: delivered msg/s **${(pn.deliveredPerS / pf.deliveredPerS).toFixed(2)}** (target ≥ 1.00), accepted msg/s ${(pn.acceptedPerS / pf.acceptedPerS).toFixed(2)}, accept p50 ${(pn.p50 / pf.p50).toFixed(2)}, accept p99 ${(pn.p99 / pf.p99).toFixed(2)}, peak RSS ${(pn.rssMiB / pf.rssMiB).toFixed(2)}, peak PSS ${(pn.pssMiB / pf.pssMiB).toFixed(2)}`,
     );
   }
 }

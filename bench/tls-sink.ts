@@ -33,7 +33,7 @@ let messages = 0;
 function session(raw: Socket): void {
   let sock: Socket = raw;
   let tls = false;
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   let inData = false;
   const onData = (chunk: Buffer): void => {
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);

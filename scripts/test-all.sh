@@ -24,5 +24,5 @@ echo "== typecheck"; npx tsc --noEmit
 echo "== lint"; npx eslint . && npx prettier --check .
 echo "== tests"
 # One runner invocation so node prints one closing summary for everything.
-node --test --test-concurrency=2 --test-timeout=600000 \
+node --test --test-concurrency=2 --test-timeout=300000 --test-force-exit \
   "test/unit/**/*.test.ts" "test/security/**/*.test.ts" "test/conformance/**/*.test.ts" "test/integration/**/*.test.ts"

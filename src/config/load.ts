@@ -95,8 +95,12 @@ async function resolveProfile(
   cache: Map<string, Promise<PolicyProfileRef | string>>,
 ): Promise<DomainPolicyConfig> {
   if (entry.profile === undefined) return { level: entry.level, profile: null };
-  if (entry.level === 'none') {
-    c.at([...path, 'profile'], "a profile needs TLS; it cannot be combined with level 'none'");
+  // Under `may` a failing profile could only be "enforced" by cleartext, a downgrade (policy/table.ts).
+  if (entry.level === 'none' || entry.level === 'may') {
+    c.at(
+      [...path, 'profile'],
+      `a profile needs TLS; it cannot be combined with level '${entry.level}' (use encrypt, verify or secure)`,
+    );
     return { level: entry.level, profile: null };
   }
   if (isProfileId(entry.profile))

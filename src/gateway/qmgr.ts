@@ -26,6 +26,23 @@ export interface QueueManagerOptions {
   onResult?: (r: RecipientStatus) => void;
 }
 
+/** 432000000 → "5 days", 5400000 → "1.5 hours", 90000 → "2 minutes" (for bounce texts). */
+export function describeDuration(ms: number): string {
+  const units: Array<[number, string]> = [
+    [86_400_000, 'day'],
+    [3_600_000, 'hour'],
+    [60_000, 'minute'],
+    [1000, 'second'],
+  ];
+  for (const [size, name] of units) {
+    if (ms >= size) {
+      const n = Math.round((ms / size) * 10) / 10;
+      return `${n} ${name}${n === 1 ? '' : 's'}`;
+    }
+  }
+  return `${ms} ms`;
+}
+
 /** "550 5.7.1 text" → DSN status and diagnostic. */
 function replyParts(reply: string | null, fallback: string): { status: string; diagnostic?: string } {
   const m = reply ? /^(\d{3})(?:[ -](\d\.\d{1,3}\.\d{1,3}))?/.exec(reply) : null;
@@ -123,22 +140,11 @@ export class QueueManager {
     const due = (await this.spool.due(now, free + this.inFlight.size)).filter((m) => !this.inFlight.has(m.id));
     for (const msg of due.slice(0, free)) {
       this.inFlight.add(msg.id);
-      // Nobody awaits `p` until stop(): a rejection here (the message was deleted by `postern
-      // queue delete` while in flight, so readMessage/updateRecipients find nothing) would be
-      // unhandled and take the whole server down.
-      const p = this.deliver(msg)
-        .catch((e: unknown) =>
-          this.opts.log.warn({
-            event: 'qmgr.deliver-error',
-            msgId: msg.id,
-            err: e instanceof Error ? e.message : String(e),
-          }),
-        )
-        .finally(() => {
-          this.inFlight.delete(msg.id);
-          this.active.delete(p);
-          if (this.running) this.kick();
-        });
+      const p = this.deliver(msg).finally(() => {
+        this.inFlight.delete(msg.id);
+        this.active.delete(p);
+        if (this.running) this.kick();
+      });
       this.active.add(p);
     }
   }
@@ -147,7 +153,7 @@ export class QueueManager {
     const body = await this.spool.readMessage(msg.id);
     let results: RecipientStatus[];
     try {
-      results = await deliverMessage(msg, body, this.deps);
+      results = await deliverMessage(msg, body, this.deps, this.pool);
     } catch (e) {
       // A bug or a local failure must not lose the message: leave it deferred.
       this.opts.log.error({
@@ -172,7 +178,7 @@ export class QueueManager {
     const final: RecipientStatus[] = pending.map((r) => ({
       ...r,
       state: 'bounced',
-      reason: `${r.reason ?? 'delivery was not possible'} — gave up after ${Math.round(this.opts.maxLifetimeMs / 3_600_000)} hours`,
+      reason: `${r.reason ?? 'delivery was not possible'} — gave up after ${describeDuration(this.opts.maxLifetimeMs)} in the queue`,
       nextAttemptAt: null,
       updatedAt: now.toISOString(),
     }));

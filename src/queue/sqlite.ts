@@ -53,6 +53,15 @@ export interface SqliteSpoolOptions {
   journalMode?: 'wal' | 'delete';
   /** How long to wait for a lock held by someone else before failing with `queue-locked` (default 3000). */
   busyTimeoutMs?: number;
+  /**
+   * WAL only. false (default): a transaction holding only delivery-status writes
+   * (`updateRecipients`, `markWarned`) commits without its own fsync; the next durable commit's
+   * fsync covers it (the WAL is replayed as a prefix, so order is kept). A power loss can then
+   * forget the most recent delivery results and deliver those messages again, never lose one;
+   * enqueue, delete and retry stay fsync'ed. Postfix likewise does not sync the unlink that
+   * records a delivery. true: every write transaction is fsync'ed.
+   */
+  syncStatusUpdates?: boolean;
 }
 
 /** The SQLite spool: the Spool contract plus the sweeps the delivery side needs. */
@@ -122,6 +131,8 @@ interface RecipientRow {
 }
 
 interface Job {
+  /** Must be on disk before the caller hears of it (false: delivery-status updates). */
+  durable: boolean;
   run: () => unknown;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
@@ -223,6 +234,8 @@ class SqliteSpoolImpl implements SqliteSpool {
   #pending: Job[] = [];
   #timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
   #closed = false;
+  /** WAL and not syncStatusUpdates: status-only transactions may skip their fsync. */
+  readonly #relaxStatus: boolean;
 
   constructor(db: DatabaseSync, file: string, opts: SqliteSpoolOptions) {
     this.#db = db;
@@ -231,6 +244,7 @@ class SqliteSpoolImpl implements SqliteSpool {
     this.#retry = opts.retry ?? {};
     this.#maxLifetimeMs = opts.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS;
     this.#delayWarningMs = opts.delayWarningMs ?? DEFAULT_DELAY_WARNING_MS;
+    this.#relaxStatus = (opts.journalMode ?? 'wal') === 'wal' && opts.syncStatusUpdates !== true;
     this.#group =
       opts.groupCommit === false
         ? null
@@ -295,7 +309,7 @@ class SqliteSpoolImpl implements SqliteSpool {
     // Serialised now, so a caller mutating its envelope after the call cannot change what is stored.
     const envJson = JSON.stringify(envelope);
     const addresses = envelope.recipients.map((r) => r.address);
-    return this.#write(() => {
+    return this.#write(true, () => {
       const now = this.#now();
       const ms = now.getTime();
       const iso = now.toISOString();
@@ -336,7 +350,7 @@ class SqliteSpoolImpl implements SqliteSpool {
 
   updateRecipients(id: string, updates: RecipientStatus[]): Promise<void> {
     const copy = updates.map((u) => ({ ...u }));
-    return this.#write(() => {
+    return this.#write(false, () => {
       if (!this.#s.getMsg.get(id)) throw new PosternError('queue-not-found', `no queued message ${id}`);
       const rows = this.#s.getRcpts.all(id) as unknown as RecipientRow[];
       const now = this.#now();
@@ -372,7 +386,7 @@ class SqliteSpoolImpl implements SqliteSpool {
   }
 
   markWarned(id: string): Promise<void> {
-    return this.#write(() => {
+    return this.#write(false, () => {
       this.#s.warn.run(id);
     });
   }
@@ -385,11 +399,11 @@ class SqliteSpoolImpl implements SqliteSpool {
   }
 
   delete(id: string): Promise<boolean> {
-    return this.#write(() => Number(this.#s.delMsg.run(id).changes) > 0);
+    return this.#write(true, () => Number(this.#s.delMsg.run(id).changes) > 0);
   }
 
   retryNow(id?: string): Promise<number> {
-    return this.#write(() => {
+    return this.#write(true, () => {
       const ms = this.#now().getTime();
       const r = id === undefined ? this.#s.retryAll.run(ms) : this.#s.retryOne.run(ms, id);
       return Number(r.changes);
@@ -434,11 +448,15 @@ class SqliteSpoolImpl implements SqliteSpool {
 
   // --- writes -------------------------------------------------------------------------------
 
-  /** Run `fn` inside a transaction; resolve with its result after the COMMIT (= fsync) returned. */
-  #write<T>(fn: () => T): Promise<T> {
+  /**
+   * Run `fn` inside a transaction; resolve with its result after the COMMIT returned (for a
+   * `durable` write, or whenever #relaxStatus is off: after its fsync).
+   */
+  #write<T>(durable: boolean, fn: () => T): Promise<T> {
     if (this.#closed) return Promise.reject(new PosternError('queue-closed', 'the queue is closed'));
     if (!this.#group) {
       try {
+        this.#setRelaxed(!durable);
         this.#db.exec('BEGIN IMMEDIATE');
         let v: T;
         try {
@@ -452,10 +470,12 @@ class SqliteSpoolImpl implements SqliteSpool {
       } catch (e) {
         this.#rollbackQuietly();
         return Promise.reject(asQueueError(e));
+      } finally {
+        this.#setRelaxed(false);
       }
     }
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ run: fn, resolve: resolve as (v: unknown) => void, reject });
+      this.#pending.push({ durable, run: fn, resolve: resolve as (v: unknown) => void, reject });
       if (this.#pending.length >= this.#group!.maxBatch) {
         this.#clearTimer();
         this.#timer = setImmediate(() => this.#flushAll());
@@ -479,6 +499,7 @@ class SqliteSpoolImpl implements SqliteSpool {
     if (batch.length === 0) return;
     const results: Array<{ ok: true; v: unknown } | { ok: false; e: unknown }> = [];
     try {
+      this.#setRelaxed(!batch.some((j) => j.durable));
       this.#db.exec('BEGIN IMMEDIATE');
       for (const job of batch) {
         this.#s.savepoint.run();
@@ -499,12 +520,27 @@ class SqliteSpoolImpl implements SqliteSpool {
       const err = asQueueError(e);
       for (const job of batch) job.reject(err);
       return;
+    } finally {
+      this.#setRelaxed(false);
     }
     batch.forEach((job, i) => {
       const r = results[i]!;
       if (r.ok) job.resolve(r.v);
       else job.reject(asQueueError(r.e));
     });
+  }
+
+  #relaxed = false;
+
+  /**
+   * WAL + synchronous = NORMAL: the COMMIT appends to the WAL without fsync; the next FULL commit's
+   * fsync makes it durable too. Set outside a transaction only (SQLite ignores it inside one).
+   */
+  #setRelaxed(on: boolean): void {
+    const want = on && this.#relaxStatus;
+    if (want === this.#relaxed) return;
+    this.#db.exec(`PRAGMA synchronous = ${want ? 'NORMAL' : 'FULL'}`);
+    this.#relaxed = want;
   }
 
   #rollbackQuietly(): void {

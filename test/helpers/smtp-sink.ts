@@ -51,7 +51,7 @@ export async function startSmtpSink(o: SmtpSinkOptions = {}): Promise<SmtpSink> 
     sockets.add(raw);
     raw.on('close', () => sockets.delete(raw));
     let sock: Socket = raw;
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let inData = false;
     let chunks: Buffer[] = [];
     let from: string | null = null;

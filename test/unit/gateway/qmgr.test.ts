@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { DeliveryDeps } from '../../../src/delivery/deliver.ts';
 import type { DnsClient } from '../../../src/dns/resolver.ts';
-import { QueueManager } from '../../../src/gateway/qmgr.ts';
+import { describeDuration, QueueManager } from '../../../src/gateway/qmgr.ts';
 import { PolicyTable } from '../../../src/policy/table.ts';
 import { openSqliteSpool } from '../../../src/queue/sqlite.ts';
 import type { Envelope } from '../../../src/queue/types.ts';
@@ -155,4 +155,13 @@ describe('QueueManager connection reuse', () => {
     await until('QUIT of the cached session on stop', () => sink.quits === 1, 3000);
     await new Promise<void>((r) => sink.server.close(() => r()));
   });
+});
+
+it('describes queue lifetimes in words for bounce texts', () => {
+  assert.equal(describeDuration(5 * 86_400_000), '5 days');
+  assert.equal(describeDuration(86_400_000), '1 day');
+  assert.equal(describeDuration(90 * 60_000), '1.5 hours');
+  assert.equal(describeDuration(20 * 60_000), '20 minutes');
+  assert.equal(describeDuration(1500), '1.5 seconds');
+  assert.equal(describeDuration(10), '10 ms');
 });

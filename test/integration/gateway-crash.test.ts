@@ -1,0 +1,226 @@
+/**
+ * Crash safety of `postern serve` under load: the real CLI runs as a child process, several SMTP
+ * clients submit numbered messages concurrently, and the server is killed with SIGKILL at random
+ * moments (during start-up, while accepting, while delivering), at least 20 times, and restarted
+ * on the same config and queue each time. At the end it drains to a recording sink (outbound
+ * policy `encrypt`, so every delivery goes over STARTTLS) and every message that got a 250 must
+ * have arrived. Duplicates are allowed (at-least-once: a kill between the sink's 250 and the
+ * spool update means a second delivery); they are counted and reported.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { makeCert } from '../helpers/certs.ts';
+import { SmtpTestClient } from '../helpers/smtp-harness.ts';
+import { startSmtpSink } from '../helpers/smtp-sink.ts';
+import type { SmtpSink } from '../helpers/smtp-sink.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/postern.js', import.meta.url));
+const KILLS = 24;
+const CLIENTS = 8;
+/** The whole test must end well within this. */
+const BUDGET_MS = 170_000;
+
+let dir = '';
+let sink: SmtpSink | null = null;
+let child: ChildProcess | null = null;
+after(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await sink?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Running {
+  proc: ChildProcess;
+  /** Resolves when the CLI has printed its listeners (they are bound by then). */
+  ready: Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+}
+
+function startServer(config: string): Running {
+  const proc = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let onReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  proc.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+    // serve prints its listeners after they are bound; the queue line is the last one.
+    if (/\n {2}queue {8}/.test(stderr)) onReady();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal, stderr })),
+  );
+  return { proc, ready, exited };
+}
+
+interface Load {
+  acked: Set<number>;
+  /** Submitted, but the 250 never came (server killed mid-transaction). */
+  unacked: Set<number>;
+  stop(): Promise<void>;
+}
+
+/** CLIENTS concurrent submitters of numbered messages; reconnect whenever the server is gone. */
+function startLoad(port: number): Load {
+  const acked = new Set<number>();
+  const unacked = new Set<number>();
+  let next = 0;
+  let stopping = false;
+  const one = async (): Promise<void> => {
+    while (!stopping) {
+      let c: SmtpTestClient | null = null;
+      try {
+        c = await SmtpTestClient.connect(port);
+        if ((await c.reply(3000)).code !== 220) throw new Error('greeting');
+        if ((await c.cmd('EHLO load.postern.test', 3000)).code !== 250) throw new Error('EHLO');
+        while (!stopping) {
+          const n = next++;
+          unacked.add(n);
+          if ((await c.cmd(`MAIL FROM:<load@client.test>`, 3000)).code !== 250) throw new Error('MAIL');
+          if ((await c.cmd(`RCPT TO:<n${n}@sink.test>`, 3000)).code !== 250) throw new Error('RCPT');
+          if ((await c.cmd('DATA', 3000)).code !== 354) throw new Error('DATA');
+          const body =
+            `From: <load@client.test>\r\nTo: <n${n}@sink.test>\r\nSubject: crash test ${n}\r\n` +
+            `Message-ID: <crash-${n}@postern.test>\r\n\r\nmessage number ${n}\r\n${'y'.repeat(100 + (n % 7) * 120)}\r\n.`;
+          const r = await c.cmd(body, 5000);
+          if (r.code !== 250) throw new Error(`end of DATA: ${r.raw}`);
+          unacked.delete(n);
+          acked.add(n);
+        }
+        await c.cmd('QUIT', 1000).catch(() => undefined);
+      } catch {
+        // Killed server, refused connection, timeout: try again shortly.
+        await sleep(20 + Math.random() * 40);
+      } finally {
+        c?.close();
+      }
+    }
+  };
+  const workers = Array.from({ length: CLIENTS }, () => one());
+  return {
+    acked,
+    unacked,
+    stop: async () => {
+      stopping = true;
+      await Promise.all(workers);
+    },
+  };
+}
+
+test(
+  `every acknowledged message reaches the sink across ${KILLS} SIGKILLs under load`,
+  {
+    timeout: BUDGET_MS + 10_000,
+  },
+  async (t) => {
+    const started = Date.now();
+    dir = await mkdtemp(join(tmpdir(), 'postern-gw-crash-'));
+    const cert = await makeCert({ subject: 'CN=gw.postern.test', dnsNames: ['gw.postern.test'] });
+    await writeFile(join(dir, 'cert.pem'), cert.pem);
+    await writeFile(join(dir, 'key.pem'), cert.keyPem);
+    const sinkCert = await makeCert({ subject: 'CN=sink.postern.test', dnsNames: ['sink.postern.test'] });
+    sink = await startSmtpSink({ tls: { cert: sinkCert.pem, key: sinkCert.keyPem } });
+
+    const seen = new Map<number, number>();
+    let cleartext = 0;
+    sink.onMessage = (m) => {
+      const id = /^Message-ID: <crash-(\d+)@postern\.test>\r$/m.exec(m.data.toString('latin1'));
+      if (id?.[1] !== undefined) seen.set(Number(id[1]), (seen.get(Number(id[1])) ?? 0) + 1);
+      if (!m.tls) cleartext++;
+    };
+
+    const port = await freePort();
+    const config = join(dir, 'postern.yaml');
+    await writeFile(
+      config,
+      [
+        'hostname: gw.postern.test',
+        'tls: { cert: cert.pem, key: key.pem }',
+        `listen: [{ name: mx, address: 127.0.0.1, port: ${port}, mode: starttls, role: mx }]`,
+        'relay: { networks: [127.0.0.0/8] }',
+        'queue: { dir: queue, retry: { initial: 1s, max: 2s } }',
+        `routes: { sink.test: '127.0.0.1:${sink.port}' }`,
+        'policy: { default: { level: may }, domains: { sink.test: { level: encrypt } } }',
+        'log: { level: error }',
+        '',
+      ].join('\n'),
+    );
+
+    const load = startLoad(port);
+    let kills = 0;
+    let earlyKills = 0;
+    const uptimes: number[] = [];
+    try {
+      for (let round = 0; round < KILLS; round++) {
+        const s = startServer(config);
+        child = s.proc;
+        const t0 = Date.now();
+        // Every fifth kill lands during start-up (opening and recovering the spool, binding).
+        const early = round % 5 === 2;
+        if (early) {
+          await Promise.race([s.ready, sleep(Math.random() * 300)]);
+          earlyKills++;
+        } else {
+          const ok = await Promise.race([s.ready.then(() => true), sleep(15_000).then(() => false)]);
+          assert.ok(ok, `round ${round}: the server did not come up`);
+          await sleep(150 + Math.random() * 1200);
+        }
+        s.proc.kill('SIGKILL');
+        const ex = await s.exited;
+        assert.equal(ex.signal, 'SIGKILL', `round ${round}: the server exited on its own (${ex.code}): ${ex.stderr}`);
+        uptimes.push(Date.now() - t0);
+        kills++;
+      }
+
+      // Last start: keep loading briefly, then stop the clients and let the queue drain.
+      const s = startServer(config);
+      child = s.proc;
+      await s.ready;
+      await sleep(500);
+      await load.stop();
+      const deadline = started + BUDGET_MS;
+      const missing = (): number[] => [...load.acked].filter((n) => !seen.has(n));
+      while (missing().length > 0 && Date.now() < deadline) await sleep(100);
+
+      const lost = missing();
+      const duplicates = [...seen.values()].filter((v) => v > 1).length;
+      const extraCopies = [...seen.values()].reduce((a, v) => a + v - 1, 0);
+      const unackedDelivered = [...load.unacked].filter((n) => seen.has(n)).length;
+      t.diagnostic(
+        `${load.acked.size} messages acknowledged, ${sink.messages.length} deliveries at the sink, ` +
+          `${kills} SIGKILLs (${earlyKills} during start-up, mean uptime ${Math.round(uptimes.reduce((a, b) => a + b, 0) / uptimes.length)} ms), ` +
+          `${duplicates} messages delivered more than once (${extraCopies} extra copies), ` +
+          `${unackedDelivered}/${load.unacked.size} unacknowledged messages delivered anyway, ` +
+          `${Math.round((Date.now() - started) / 1000)} s`,
+      );
+      assert.deepEqual(lost.slice(0, 20), [], `${lost.length} acknowledged messages never reached the sink`);
+      assert.ok(kills >= 20);
+      assert.ok(load.acked.size >= 500, `only ${load.acked.size} messages were acknowledged: the load was too light`);
+      assert.equal(cleartext, 0, 'policy encrypt: nothing reached the sink in cleartext');
+
+      // A graceful stop still works on the queue that survived all of this.
+      s.proc.kill('SIGTERM');
+      const ex = await s.exited;
+      assert.equal(ex.code, 0, `SIGTERM: ${ex.stderr}`);
+    } finally {
+      await load.stop();
+    }
+  },
+);
