@@ -140,11 +140,22 @@ export class QueueManager {
     const due = (await this.spool.due(now, free + this.inFlight.size)).filter((m) => !this.inFlight.has(m.id));
     for (const msg of due.slice(0, free)) {
       this.inFlight.add(msg.id);
-      const p = this.deliver(msg).finally(() => {
-        this.inFlight.delete(msg.id);
-        this.active.delete(p);
-        if (this.running) this.kick();
-      });
+      // A message deleted or changed while in flight (`postern queue delete`) makes readMessage /
+      // updateRecipients throw; that must be logged, never become an unhandled rejection that
+      // would stop the server.
+      const p = this.deliver(msg)
+        .catch((e: unknown) =>
+          this.opts.log.warn({
+            event: 'qmgr.deliver-error',
+            msgId: msg.id,
+            err: e instanceof Error ? e.message : String(e),
+          }),
+        )
+        .finally(() => {
+          this.inFlight.delete(msg.id);
+          this.active.delete(p);
+          if (this.running) this.kick();
+        });
       this.active.add(p);
     }
   }

@@ -3,7 +3,10 @@
  * state dir. Durability: WAL with `synchronous = FULL`, so a COMMIT returns only after the WAL is
  * fsync'ed; `enqueue` resolves after that COMMIT (the issue's "250 only after it is on disk").
  * Writes from concurrent callers are group-committed: calls arriving within a short window share
- * one transaction and one fsync, and each caller is resolved after that COMMIT.
+ * one transaction and one fsync, and each caller is resolved after that COMMIT. A batch of only
+ * delivery-status writes skips its own fsync (synchronous = NORMAL for that COMMIT; the next
+ * durable commit's fsync covers it): after a power loss a message may be delivered twice, never
+ * lost (`syncStatusUpdates`; bench/mta-relay.ts: +15 % relay throughput, interleaved A/B runs).
  *
  * Why WAL + FULL rather than the rollback journal: a WAL commit is one append + one fsync; a
  * DELETE-mode commit writes and syncs the journal, the database, and (for the commit to survive

@@ -12,7 +12,7 @@ import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PosternError } from '../../../src/core/errors.ts';
 import { assertLoopback, freePort, waitForBanner } from './ports.ts';
-import { readPidFile, runOk, runStarter, stopDaemon, trackDaemon, untrackDaemon } from './proc.ts';
+import { readPidFile, waitForPidFile, runOk, runStarter, stopDaemon, trackDaemon, untrackDaemon } from './proc.ts';
 import { makeTempDir } from './tmp.ts';
 
 export interface DovecotOptions {
@@ -167,7 +167,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstanc
     // Dovecot forks into the background once its listeners are bound.
     const start = await runStarter(DOVECOT, ['-c', configPath], join(root, 'start.out'), 30_000);
     const pidFile = join(baseDir, 'master.pid');
-    const pid = await readPidFile(pidFile);
+    const pid = start.code === 0 ? await waitForPidFile(pidFile) : null;
     if (start.code !== 0 || pid === null) {
       const log = await readFile(logPath, 'utf8').catch(() => '');
       throw new PosternError(

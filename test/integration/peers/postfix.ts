@@ -14,7 +14,7 @@ import { chown, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PosternError } from '../../../src/core/errors.ts';
 import { assertLoopback, freePort, waitForBanner } from './ports.ts';
-import { readPidFile, runOk, runStarter, stopDaemon, trackDaemon, untrackDaemon } from './proc.ts';
+import { readPidFile, waitForPidFile, runOk, runStarter, stopDaemon, trackDaemon, untrackDaemon } from './proc.ts';
 import { makeTempDir } from './tmp.ts';
 
 export interface PostfixOptions {
@@ -223,7 +223,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
 
     const start = await runStarter(POSTFIX, ['-c', configDir, 'start'], join(root, 'start.out'), 60_000);
     const pidFile = join(queueDir, 'pid', 'master.pid');
-    const pid = await readPidFile(pidFile);
+    const pid = start.code === 0 ? await waitForPidFile(pidFile) : null;
     if (start.code !== 0 || pid === null) {
       const log = await readFile(maillog, 'utf8').catch(() => '');
       throw new PosternError(

@@ -109,6 +109,19 @@ export async function readPidFile(path: string): Promise<number | null> {
   }
 }
 
+/**
+ * A daemon writes its pid file after the starter process has already exited 0; under load that
+ * takes a moment, so poll for it (up to `timeoutMs`) instead of reading once.
+ */
+export async function waitForPidFile(path: string, timeoutMs = 5000): Promise<number | null> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pid = await readPidFile(path);
+    if (pid !== null || Date.now() >= deadline) return pid;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Poll until `pid` is gone or `timeoutMs` passes; returns whether it is gone. */
 export async function waitPidGone(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
