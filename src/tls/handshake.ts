@@ -3,7 +3,7 @@
  * on certificate problems (rejectUnauthorized: false): it reports node's PKIX verdict and the
  * chain, and the scanner grades while the gateway's policy engine decides.
  */
-import { connect as netConnect } from 'node:net';
+import { connectTcp } from './connect.ts';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect, DEFAULT_CIPHERS } from 'node:tls';
@@ -113,38 +113,6 @@ function abortError(): TlsHandshakeError {
   return new TlsHandshakeError('aborted', 'TLS handshake aborted');
 }
 
-/** Open a TCP connection with a timeout and abort support. */
-function connectTcp(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect({ host, port });
-    const done = (e: Error | null): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      s.removeListener('error', onError);
-      if (e === null) resolve(s);
-      else {
-        s.destroy();
-        reject(e);
-      }
-    };
-    const onError = (e: NodeJS.ErrnoException): void =>
-      done(
-        new TlsHandshakeError('net-connect', `connect to ${host}:${port} failed: ${e.code ?? e.message}`, {
-          reason: e.code ?? e.message,
-          cause: e,
-        }),
-      );
-    const onAbort = (): void => done(abortError());
-    const timer = setTimeout(
-      () => done(new TlsHandshakeError('net-timeout', `connect to ${host}:${port} timed out`)),
-      timeoutMs,
-    );
-    s.once('connect', () => done(null));
-    s.once('error', onError);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /** Split node's default list so callers can replace one half (1.2 or 1.3) without losing the other. */
 function cipherString(opts: HandshakeOptions): string {
   const defaults = DEFAULT_CIPHERS.split(':');
@@ -185,7 +153,17 @@ export async function tlsHandshake(
     opts.socket?.destroy();
     throw abortError();
   }
-  const raw = opts.socket ?? (await connectTcp(opts.host, opts.port, timeoutMs, opts.signal));
+  const raw =
+    opts.socket ??
+    (await connectTcp(opts.host, opts.port, timeoutMs, opts.signal, (code, message, cause) =>
+      code === 'aborted'
+        ? abortError()
+        : new TlsHandshakeError(
+            code,
+            message,
+            cause === undefined ? {} : { reason: cause.code ?? cause.message, cause },
+          ),
+    ));
   const capture = opts.captureChain !== false;
   const tap = capture ? new CaptureTap(raw) : null;
   const servername = opts.servername ?? null;

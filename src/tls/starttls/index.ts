@@ -3,7 +3,7 @@
  * connection to the point where the ClientHello must go, record what the server said on the way,
  * and after the handshake re-learn capabilities as RFC 3207 §4.2 / RFC 2595 §3.1 require.
  */
-import { connect as netConnect } from 'node:net';
+import { connectTcp } from '../connect.ts';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { tlsHandshake } from '../handshake.ts';
@@ -59,36 +59,6 @@ export interface StartTlsReady {
 /** How long to listen for response injection after the go-ahead (RFC 3207 §4.2 / "NO STARTTLS"). */
 const INJECTION_WINDOW_MS = 150;
 
-function connectTcp(host: string, port: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted === true) {
-      reject(new StartTlsError('aborted', 'STARTTLS dialogue aborted'));
-      return;
-    }
-    const s = netConnect({ host, port });
-    const done = (e: StartTlsError | null): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      s.removeListener('error', onError);
-      if (e === null) resolve(s);
-      else {
-        s.destroy();
-        reject(e);
-      }
-    };
-    const onError = (e: NodeJS.ErrnoException): void =>
-      done(new StartTlsError('net-connect', `connect to ${host}:${port} failed: ${e.code ?? e.message}`, { cause: e }));
-    const onAbort = (): void => done(new StartTlsError('aborted', 'STARTTLS dialogue aborted'));
-    const timer = setTimeout(
-      () => done(new StartTlsError('net-timeout', `connect to ${host}:${port} timed out`)),
-      timeoutMs,
-    );
-    s.once('connect', () => done(null));
-    s.once('error', onError);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /** A socket handed on must not crash the process on a late reset before its new owner listens. */
 function quietErrors(s: Socket | TLSSocket): void {
   if (s.listenerCount('error') === 0) s.on('error', () => undefined);
@@ -100,7 +70,11 @@ function quietErrors(s: Socket | TLSSocket): void {
  */
 export async function openStartTls(opts: StartTlsOptions): Promise<StartTlsReady> {
   const step: Step = { timeoutMs: opts.timeoutMs ?? 10_000, signal: opts.signal };
-  const socket = await connectTcp(opts.host, opts.port, step.timeoutMs, opts.signal);
+  const socket = await connectTcp(opts.host, opts.port, step.timeoutMs, opts.signal, (code, message, cause) =>
+    code === 'aborted'
+      ? new StartTlsError('aborted', 'STARTTLS dialogue aborted')
+      : new StartTlsError(code, message, cause === undefined ? {} : { cause }),
+  );
   if (opts.dialect === 'implicit') {
     socket.pause();
     quietErrors(socket);
