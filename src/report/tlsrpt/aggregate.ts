@@ -1,0 +1,264 @@
+/**
+ * In-memory TLS-RPT aggregation (RFC 8460 §4): counts sessions per policy domain and UTC day and
+ * renders one report per policy domain per day in the JSON shape of RFC 8460 §4.4.
+ */
+import { PosternError } from '../../core/errors.ts';
+
+/** RFC 8460 §4.3 result types (§4.3.2.1 negotiation, §4.3.2.2 policy, §4.3.2.3 general). */
+export const RESULT_TYPES = [
+  'starttls-not-supported',
+  'certificate-host-mismatch',
+  'certificate-expired',
+  'certificate-not-trusted',
+  'validation-failure',
+  'tlsa-invalid',
+  'dnssec-invalid',
+  'dane-required',
+  'sts-policy-fetch-error',
+  'sts-policy-invalid',
+  'sts-webpki-invalid',
+] as const;
+export type ResultType = (typeof RESULT_TYPES)[number];
+
+/** RFC 8460 §4.3 policy-type values. */
+export const POLICY_TYPES = ['sts', 'tlsa', 'no-policy-found'] as const;
+export type PolicyType = (typeof POLICY_TYPES)[number];
+
+/** The policy applied to a session (RFC 8460 §4.3 "Policy Details"). */
+export interface TlsRptPolicy {
+  type: PolicyType;
+  /** The policy as text lines: MTA-STS policy lines or TLSA records in presentation form. */
+  strings: string[];
+  /** For sts: the MX pattern that matched; for tlsa: the MX host the TLSA records are for. */
+  mxHost?: string;
+}
+
+export interface TlsRptSession {
+  policyDomain: string;
+  policy: TlsRptPolicy;
+  /** When the session happened; defaults to the aggregator's clock. Only its UTC day matters. */
+  day?: Date;
+}
+
+export interface TlsRptFailure extends TlsRptSession {
+  resultType: ResultType;
+  sendingMtaIp: string;
+  receivingMxHostname: string;
+  receivingMxHelo?: string;
+  receivingIp?: string;
+  /** A URI pointing to more information (RFC 8460 §4.3 additional-information). */
+  additionalInformation?: string;
+  failureReasonCode?: string;
+}
+
+export interface TlsRptReportOptions {
+  organizationName: string;
+  contactInfo: string;
+  /** Prefixed to `<YYYY-MM-DD>_<policy-domain>` to form each report-id. */
+  reportIdPrefix: string;
+}
+
+/** RFC 8460 §4.4 failure-details entry, field names exactly as in the RFC. */
+export interface TlsRptFailureDetailJson {
+  'result-type': ResultType;
+  'sending-mta-ip': string;
+  'receiving-mx-hostname': string;
+  'receiving-mx-helo'?: string;
+  'receiving-ip'?: string;
+  'failed-session-count': number;
+  'additional-information'?: string;
+  'failure-reason-code'?: string;
+}
+
+/** RFC 8460 §4.4 policies[] entry. */
+export interface TlsRptPolicyJson {
+  policy: {
+    'policy-type': PolicyType;
+    'policy-string': string[];
+    'policy-domain': string;
+    'mx-host'?: string;
+  };
+  summary: {
+    'total-successful-session-count': number;
+    'total-failure-session-count': number;
+  };
+  'failure-details'?: TlsRptFailureDetailJson[];
+}
+
+/** RFC 8460 §4.4 report object. */
+export interface TlsRptReportJson {
+  'organization-name': string;
+  'date-range': { 'start-datetime': string; 'end-datetime': string };
+  'contact-info': string;
+  'report-id': string;
+  policies: TlsRptPolicyJson[];
+}
+
+/** One finished report: one policy domain, one UTC day. `JSON.stringify` yields RFC 8460 §4.4. */
+export class TlsRptReport {
+  readonly policyDomain: string;
+  /** 00:00:00Z of the reported day. */
+  readonly start: Date;
+  /** 23:59:59Z of the reported day (RFC 8460 §4.4 example uses an inclusive end second). */
+  readonly end: Date;
+  readonly #json: TlsRptReportJson;
+
+  constructor(policyDomain: string, start: Date, json: TlsRptReportJson) {
+    this.policyDomain = policyDomain;
+    this.start = new Date(start.getTime());
+    this.end = new Date(start.getTime() + DAY_MS - 1000);
+    this.#json = json;
+  }
+
+  get reportId(): string {
+    return this.#json['report-id'];
+  }
+
+  /** A deep copy of the RFC 8460 §4.4 object (callers may mutate it freely). */
+  toJSON(): TlsRptReportJson {
+    return structuredClone(this.#json);
+  }
+}
+
+const DAY_MS = 86_400_000;
+
+interface PolicyBucket {
+  policy: TlsRptPolicy;
+  success: number;
+  failures: Map<string, { detail: Omit<TlsRptFailureDetailJson, 'failed-session-count'>; count: number }>;
+}
+
+/** Aggregates TLS session outcomes by (UTC day, policy domain, applied policy). */
+export class TlsRptAggregator {
+  readonly #now: () => Date;
+  // day (YYYY-MM-DD) -> policy domain -> policy key -> bucket
+  readonly #days = new Map<string, Map<string, Map<string, PolicyBucket>>>();
+
+  constructor(options: { now?: () => Date } = {}) {
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Count one session that negotiated TLS and satisfied the applied policy. */
+  recordSuccess(session: TlsRptSession): void {
+    this.#bucket(session).success += 1;
+  }
+
+  /** Count one failed session; identical details are merged into one failed-session-count. */
+  recordFailure(failure: TlsRptFailure): void {
+    if (!(RESULT_TYPES as readonly string[]).includes(failure.resultType)) {
+      throw new PosternError('tlsrpt-result-type', `unknown TLS-RPT result-type "${String(failure.resultType)}"`);
+    }
+    const bucket = this.#bucket(failure);
+    const detail: Omit<TlsRptFailureDetailJson, 'failed-session-count'> = {
+      'result-type': failure.resultType,
+      'sending-mta-ip': failure.sendingMtaIp,
+      'receiving-mx-hostname': normalizeDomain(failure.receivingMxHostname),
+    };
+    if (failure.receivingMxHelo !== undefined) detail['receiving-mx-helo'] = failure.receivingMxHelo;
+    if (failure.receivingIp !== undefined) detail['receiving-ip'] = failure.receivingIp;
+    if (failure.additionalInformation !== undefined) detail['additional-information'] = failure.additionalInformation;
+    if (failure.failureReasonCode !== undefined) detail['failure-reason-code'] = failure.failureReasonCode;
+    const key = JSON.stringify([
+      detail['result-type'],
+      detail['sending-mta-ip'],
+      detail['receiving-mx-hostname'],
+      detail['receiving-mx-helo'] ?? null,
+      detail['receiving-ip'] ?? null,
+      detail['additional-information'] ?? null,
+      detail['failure-reason-code'] ?? null,
+    ]);
+    const existing = bucket.failures.get(key);
+    if (existing) existing.count += 1;
+    else bucket.failures.set(key, { detail, count: 1 });
+  }
+
+  /** Policy domains with data for the UTC day containing `day`, sorted. */
+  domains(day: Date): string[] {
+    return [...(this.#days.get(dayKey(day))?.keys() ?? [])].sort();
+  }
+
+  /** One report per policy domain for the UTC day containing `day`, sorted by policy domain. */
+  reports(day: Date, options: TlsRptReportOptions): TlsRptReport[] {
+    const key = dayKey(day);
+    const start = new Date(`${key}T00:00:00Z`);
+    const byDomain = this.#days.get(key);
+    if (!byDomain) return [];
+    const out: TlsRptReport[] = [];
+    for (const domain of [...byDomain.keys()].sort()) {
+      const buckets = byDomain.get(domain);
+      if (!buckets) continue;
+      const policies: TlsRptPolicyJson[] = [];
+      for (const b of buckets.values()) {
+        const details = [...b.failures.values()].map(({ detail, count }) => ({
+          ...detail,
+          'failed-session-count': count,
+        }));
+        const entry: TlsRptPolicyJson = {
+          policy: {
+            'policy-type': b.policy.type,
+            'policy-string': [...b.policy.strings],
+            'policy-domain': domain,
+            ...(b.policy.mxHost === undefined ? {} : { 'mx-host': b.policy.mxHost }),
+          },
+          summary: {
+            'total-successful-session-count': b.success,
+            'total-failure-session-count': details.reduce((n, d) => n + d['failed-session-count'], 0),
+          },
+        };
+        if (details.length > 0) entry['failure-details'] = details;
+        policies.push(entry);
+      }
+      out.push(
+        new TlsRptReport(domain, start, {
+          'organization-name': options.organizationName,
+          'date-range': { 'start-datetime': `${key}T00:00:00Z`, 'end-datetime': `${key}T23:59:59Z` },
+          'contact-info': options.contactInfo,
+          'report-id': `${options.reportIdPrefix}${key}_${domain}`,
+          policies,
+        }),
+      );
+    }
+    return out;
+  }
+
+  /** Forget all data for the UTC day containing `day` (after its reports were sent). */
+  discard(day: Date): void {
+    this.#days.delete(dayKey(day));
+  }
+
+  #bucket(session: TlsRptSession): PolicyBucket {
+    const domain = normalizeDomain(session.policyDomain);
+    if (domain === '') throw new PosternError('tlsrpt-policy-domain', 'empty TLS-RPT policy domain');
+    if (!(POLICY_TYPES as readonly string[]).includes(session.policy.type)) {
+      throw new PosternError('tlsrpt-policy-type', `unknown TLS-RPT policy-type "${String(session.policy.type)}"`);
+    }
+    const key = dayKey(session.day ?? this.#now());
+    let byDomain = this.#days.get(key);
+    if (!byDomain) this.#days.set(key, (byDomain = new Map()));
+    let buckets = byDomain.get(domain);
+    if (!buckets) byDomain.set(domain, (buckets = new Map()));
+    // A policy change during the day (e.g. a new MTA-STS policy id) yields a separate policies[]
+    // entry, because each entry describes one applied policy (RFC 8460 §4.3).
+    const policyKey = JSON.stringify([session.policy.type, session.policy.strings, session.policy.mxHost ?? null]);
+    let bucket = buckets.get(policyKey);
+    if (!bucket) {
+      bucket = {
+        policy: { ...session.policy, strings: [...session.policy.strings] },
+        success: 0,
+        failures: new Map(),
+      };
+      buckets.set(policyKey, bucket);
+    }
+    return bucket;
+  }
+}
+
+function normalizeDomain(d: string): string {
+  return d.trim().toLowerCase().replace(/\.$/, '');
+}
+
+/** UTC calendar day as YYYY-MM-DD; throws on an invalid Date rather than producing "NaN". */
+function dayKey(d: Date): string {
+  if (Number.isNaN(d.getTime())) throw new PosternError('tlsrpt-day', 'invalid date for TLS-RPT day');
+  return d.toISOString().slice(0, 10);
+}

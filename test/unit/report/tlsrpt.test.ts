@@ -1,0 +1,380 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { gunzipSync } from 'node:zlib';
+import { parseTlsRptRecord } from '../../../src/report/tlsrpt/record.ts';
+import { RESULT_TYPES, TlsRptAggregator } from '../../../src/report/tlsrpt/aggregate.ts';
+import type { TlsRptReport } from '../../../src/report/tlsrpt/aggregate.ts';
+import { gzipReport, reportFilename } from '../../../src/report/tlsrpt/encode.ts';
+import { PosternError } from '../../../src/core/errors.ts';
+
+describe('parseTlsRptRecord (RFC 8460 §3)', () => {
+  it('parses mailto and https URIs, joining TXT character-strings', () => {
+    const r = parseTlsRptRecord([['v=TLSRPTv1; rua=mailto:tls@example.com,', 'https://rpt.example.com/v1']]);
+    assert.deepEqual(r, {
+      ok: true,
+      rua: [
+        { kind: 'mailto', uri: 'mailto:tls@example.com' },
+        { kind: 'https', uri: 'https://rpt.example.com/v1' },
+      ],
+    });
+  });
+
+  it('tolerates whitespace, ignores unknown fields and other records', () => {
+    const r = parseTlsRptRecord([['v=spf1 -all'], ['v = TLSRPTv1 ;  ext_1=foo ; rua = mailto:a@b.example ; x=y;']]);
+    assert.deepEqual(r, { ok: true, rua: [{ kind: 'mailto', uri: 'mailto:a@b.example' }] });
+  });
+
+  it('drops non-mailto/https URIs but keeps the rest', () => {
+    const r = parseTlsRptRecord([['v=TLSRPTv1; rua=http://insecure.example/,ftp://x.example/,https://ok.example/']]);
+    assert.deepEqual(r, { ok: true, rua: [{ kind: 'https', uri: 'https://ok.example/' }] });
+  });
+
+  it('fails when no usable URI remains', () => {
+    const r = parseTlsRptRecord([['v=TLSRPTv1; rua=http://insecure.example/,mailto:']]);
+    assert.equal(r.ok, false);
+  });
+
+  it('requires exactly one v=TLSRPTv1 record', () => {
+    assert.equal(parseTlsRptRecord([]).ok, false);
+    assert.equal(parseTlsRptRecord([['v=spf1 -all']]).ok, false);
+    const two = parseTlsRptRecord([['v=TLSRPTv1; rua=mailto:a@b.example'], ['v=TLSRPTv1; rua=mailto:c@d.example']]);
+    assert.equal(two.ok, false);
+    if (!two.ok) assert.match(two.reason, /exactly one/);
+  });
+
+  it('rejects a missing rua, a missing delimiter, a wrong version and duplicate rua', () => {
+    assert.equal(parseTlsRptRecord([['v=TLSRPTv1;']]).ok, false);
+    assert.equal(parseTlsRptRecord([['v=TLSRPTv1']]).ok, false);
+    assert.equal(parseTlsRptRecord([['v=TLSRPTv1 rua=mailto:a@b.example']]).ok, false);
+    assert.equal(parseTlsRptRecord([['v=TLSRPTv2; rua=mailto:a@b.example']]).ok, false);
+    assert.equal(parseTlsRptRecord([['v=TLSRPTv10; rua=mailto:a@b.example']]).ok, false);
+    assert.equal(parseTlsRptRecord([['v=TLSRPTv1; rua=mailto:a@b.example; rua=mailto:c@d.example']]).ok, false);
+    // Field names are case-sensitive in the ABNF, so "RUA" is an (ignored) extension.
+    assert.equal(parseTlsRptRecord([['v=TLSRPTv1; RUA=mailto:a@b.example']]).ok, false);
+  });
+
+  it('never throws on junk', () => {
+    for (const junk of [
+      '',
+      ';;;',
+      'v=TLSRPTv1;=;==',
+      'v=TLSRPTv1; rua=%%%,\u0000',
+      'v=TLSRPTv1; rua=mailto:%E0%A4%A',
+    ]) {
+      assert.doesNotThrow(() => parseTlsRptRecord([[junk]]));
+    }
+  });
+});
+
+const STS = {
+  type: 'sts' as const,
+  strings: ['version: STSv1', 'mode: enforce', 'mx: *.mail.example.net', 'max_age: 86400'],
+  mxHost: '*.mail.example.net',
+};
+const DAY = new Date('2024-03-10T12:34:56Z');
+const OPTS = { organizationName: 'Postern Test', contactInfo: 'tlsrpt@sender.example', reportIdPrefix: 'pt-' };
+
+function sampleAggregator(): TlsRptAggregator {
+  const agg = new TlsRptAggregator({ now: () => DAY });
+  for (let i = 0; i < 5; i++) agg.recordSuccess({ policyDomain: 'Example.NET.', policy: STS });
+  const expired = {
+    policyDomain: 'example.net',
+    policy: STS,
+    resultType: 'certificate-expired' as const,
+    sendingMtaIp: '2001:db8::1',
+    receivingMxHostname: 'mx1.mail.example.net',
+    receivingIp: '192.0.2.5',
+  };
+  agg.recordFailure(expired);
+  agg.recordFailure(expired);
+  agg.recordFailure({ ...expired, day: new Date('2024-03-10T23:59:59.999Z') });
+  agg.recordFailure({
+    ...expired,
+    resultType: 'starttls-not-supported',
+    receivingMxHelo: 'mx1',
+    additionalInformation: 'https://sender.example/tlsrpt/why',
+    failureReasonCode: 'X-NO-STARTTLS',
+  });
+  agg.recordSuccess({
+    policyDomain: 'dane.example',
+    policy: { type: 'tlsa', strings: ['3 1 1 ABCD'], mxHost: 'mx.dane.example' },
+  });
+  agg.recordSuccess({ policyDomain: 'plain.example', policy: { type: 'no-policy-found', strings: [] } });
+  // A session on the next UTC day must not leak into DAY's report.
+  agg.recordSuccess({ policyDomain: 'example.net', policy: STS, day: new Date('2024-03-11T00:00:00Z') });
+  return agg;
+}
+
+function reportFor(reports: TlsRptReport[], domain: string): TlsRptReport {
+  const r = reports.find((x) => x.policyDomain === domain);
+  assert.ok(r, `report for ${domain}`);
+  return r;
+}
+
+describe('TlsRptAggregator', () => {
+  it('aggregates sessions per policy domain and UTC day', () => {
+    const agg = sampleAggregator();
+    const reports = agg.reports(new Date('2024-03-10T00:00:00Z'), OPTS);
+    assert.deepEqual(
+      reports.map((r) => r.policyDomain),
+      ['dane.example', 'example.net', 'plain.example'],
+    );
+    const json = reportFor(reports, 'example.net').toJSON();
+    assert.equal(json.policies.length, 1);
+    const p = json.policies[0];
+    assert.ok(p);
+    assert.deepEqual(p.summary, { 'total-successful-session-count': 5, 'total-failure-session-count': 4 });
+    assert.deepEqual(p['failure-details'], [
+      {
+        'result-type': 'certificate-expired',
+        'sending-mta-ip': '2001:db8::1',
+        'receiving-mx-hostname': 'mx1.mail.example.net',
+        'receiving-ip': '192.0.2.5',
+        'failed-session-count': 3,
+      },
+      {
+        'result-type': 'starttls-not-supported',
+        'sending-mta-ip': '2001:db8::1',
+        'receiving-mx-hostname': 'mx1.mail.example.net',
+        'receiving-mx-helo': 'mx1',
+        'receiving-ip': '192.0.2.5',
+        'failed-session-count': 1,
+        'additional-information': 'https://sender.example/tlsrpt/why',
+        'failure-reason-code': 'X-NO-STARTTLS',
+      },
+    ]);
+    assert.equal(json['report-id'], 'pt-2024-03-10_example.net');
+    assert.deepEqual(json['date-range'], {
+      'start-datetime': '2024-03-10T00:00:00Z',
+      'end-datetime': '2024-03-10T23:59:59Z',
+    });
+    const next = agg.reports(new Date('2024-03-11T18:00:00Z'), OPTS);
+    assert.equal(next.length, 1);
+    assert.deepEqual(next[0]?.toJSON().policies[0]?.summary, {
+      'total-successful-session-count': 1,
+      'total-failure-session-count': 0,
+    });
+  });
+
+  it('omits failure-details when there were no failures, and mx-host when not given', () => {
+    const reports = sampleAggregator().reports(DAY, OPTS);
+    const plain = reportFor(reports, 'plain.example').toJSON().policies[0];
+    assert.ok(plain);
+    assert.equal('failure-details' in plain, false);
+    assert.equal('mx-host' in plain.policy, false);
+    assert.deepEqual(plain.policy['policy-string'], []);
+  });
+
+  it('keeps a separate policies[] entry when the applied policy changed during the day', () => {
+    const agg = new TlsRptAggregator({ now: () => DAY });
+    agg.recordSuccess({ policyDomain: 'example.net', policy: STS });
+    agg.recordSuccess({
+      policyDomain: 'example.net',
+      policy: { ...STS, strings: ['version: STSv1', 'mode: testing'] },
+    });
+    agg.recordSuccess({ policyDomain: 'example.net', policy: STS });
+    const [r] = agg.reports(DAY, OPTS);
+    assert.ok(r);
+    assert.deepEqual(
+      r.toJSON().policies.map((p) => p.summary['total-successful-session-count']),
+      [2, 1],
+    );
+  });
+
+  it('snapshots: later sessions and caller mutation do not alter an issued report', () => {
+    const agg = sampleAggregator();
+    const [r] = agg.reports(DAY, OPTS);
+    assert.ok(r);
+    const before = JSON.stringify(r);
+    agg.recordSuccess({
+      policyDomain: 'dane.example',
+      policy: { type: 'tlsa', strings: ['3 1 1 ABCD'], mxHost: 'mx.dane.example' },
+    });
+    r.toJSON().policies.length = 0;
+    assert.equal(JSON.stringify(r), before);
+  });
+
+  it('discard() forgets a day; invalid input is a typed error', () => {
+    const agg = sampleAggregator();
+    agg.discard(DAY);
+    assert.deepEqual(agg.reports(DAY, OPTS), []);
+    assert.equal(agg.domains(new Date('2024-03-11T01:00:00Z')).length, 1);
+    assert.throws(() => agg.recordSuccess({ policyDomain: ' ', policy: STS }), PosternError);
+    assert.throws(
+      () => agg.recordSuccess({ policyDomain: 'a.example', policy: STS, day: new Date(NaN) }),
+      PosternError,
+    );
+    assert.throws(
+      () =>
+        agg.recordFailure({
+          policyDomain: 'a.example',
+          policy: STS,
+          resultType: 'bogus' as unknown as 'dane-required',
+          sendingMtaIp: '192.0.2.1',
+          receivingMxHostname: 'mx.a.example',
+        }),
+      PosternError,
+    );
+  });
+});
+
+// --- Hand-written structural validator for the RFC 8460 §4.4 JSON report. ---
+
+const POLICY_TYPES = ['tlsa', 'sts', 'no-policy-found'];
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function isCount(v: unknown): boolean {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Returns a list of problems; empty means the value matches RFC 8460 §4.4. */
+function validateTlsRptJson(v: unknown): string[] {
+  const errs: string[] = [];
+  const fields = (o: Record<string, unknown>, where: string, required: string[], optional: string[]): void => {
+    for (const k of required) if (!(k in o)) errs.push(`${where}: missing ${k}`);
+    for (const k of Object.keys(o))
+      if (!required.includes(k) && !optional.includes(k)) errs.push(`${where}: unknown ${k}`);
+  };
+  const str = (o: Record<string, unknown>, k: string, where: string): void => {
+    if (k in o && (typeof o[k] !== 'string' || o[k] === '')) errs.push(`${where}.${k}: not a non-empty string`);
+  };
+  if (!isObj(v)) return ['report: not an object'];
+  fields(v, 'report', ['organization-name', 'date-range', 'contact-info', 'report-id', 'policies'], []);
+  for (const k of ['organization-name', 'contact-info', 'report-id']) str(v, k, 'report');
+
+  const dr = v['date-range'];
+  if (!isObj(dr)) errs.push('date-range: not an object');
+  else {
+    fields(dr, 'date-range', ['start-datetime', 'end-datetime'], []);
+    const s = dr['start-datetime'];
+    const e = dr['end-datetime'];
+    const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
+    if (typeof s !== 'string' || !rfc3339.test(s)) errs.push('start-datetime: not RFC 3339');
+    if (typeof e !== 'string' || !rfc3339.test(e)) errs.push('end-datetime: not RFC 3339');
+    if (typeof s === 'string' && typeof e === 'string') {
+      if (!/T00:00:00Z$/.test(s)) errs.push('start-datetime: not UTC midnight');
+      if (Date.parse(e) - Date.parse(s) !== 86_399_000) errs.push('date-range: not one whole UTC day');
+    }
+  }
+
+  const policies = v['policies'];
+  if (!Array.isArray(policies) || policies.length === 0) errs.push('policies: not a non-empty array');
+  else
+    policies.forEach((p: unknown, i) => {
+      const w = `policies[${i}]`;
+      if (!isObj(p)) return void errs.push(`${w}: not an object`);
+      fields(p, w, ['policy', 'summary'], ['failure-details']);
+      const pol = p['policy'];
+      if (!isObj(pol)) errs.push(`${w}.policy: not an object`);
+      else {
+        fields(pol, `${w}.policy`, ['policy-type', 'policy-string', 'policy-domain'], ['mx-host']);
+        if (!POLICY_TYPES.includes(pol['policy-type'] as string)) errs.push(`${w}.policy-type: invalid`);
+        const ps = pol['policy-string'];
+        if (!Array.isArray(ps) || !ps.every((x) => typeof x === 'string'))
+          errs.push(`${w}.policy-string: not string[]`);
+        str(pol, 'policy-domain', w);
+        str(pol, 'mx-host', w);
+      }
+      const sum = p['summary'];
+      let failTotal = -1;
+      if (!isObj(sum)) errs.push(`${w}.summary: not an object`);
+      else {
+        fields(sum, `${w}.summary`, ['total-successful-session-count', 'total-failure-session-count'], []);
+        if (!isCount(sum['total-successful-session-count'])) errs.push(`${w}: bad success count`);
+        if (!isCount(sum['total-failure-session-count'])) errs.push(`${w}: bad failure count`);
+        else failTotal = sum['total-failure-session-count'] as number;
+      }
+      const fd = p['failure-details'];
+      if (fd === undefined) return;
+      if (!Array.isArray(fd)) return void errs.push(`${w}.failure-details: not an array`);
+      let sumFailed = 0;
+      fd.forEach((d: unknown, j) => {
+        const wd = `${w}.failure-details[${j}]`;
+        if (!isObj(d)) return void errs.push(`${wd}: not an object`);
+        fields(
+          d,
+          wd,
+          ['result-type', 'sending-mta-ip', 'receiving-mx-hostname', 'failed-session-count'],
+          ['receiving-mx-helo', 'receiving-ip', 'additional-information', 'failure-reason-code'],
+        );
+        if (!(RESULT_TYPES as readonly string[]).includes(d['result-type'] as string))
+          errs.push(`${wd}: bad result-type`);
+        for (const k of [
+          'sending-mta-ip',
+          'receiving-mx-hostname',
+          'receiving-mx-helo',
+          'receiving-ip',
+          'additional-information',
+          'failure-reason-code',
+        ]) {
+          str(d, k, wd);
+        }
+        if (!isCount(d['failed-session-count']) || d['failed-session-count'] === 0)
+          errs.push(`${wd}: bad failed-session-count`);
+        else sumFailed += d['failed-session-count'] as number;
+      });
+      if (failTotal >= 0 && sumFailed !== failTotal) errs.push(`${w}: failure-details do not sum to the summary`);
+    });
+  return errs;
+}
+
+describe('RFC 8460 §4.4 JSON structure', () => {
+  it('the validator itself rejects wrong shapes (so a pass means something)', () => {
+    const good = JSON.parse(JSON.stringify(sampleAggregator().reports(DAY, OPTS)[1])) as Record<string, unknown>;
+    assert.deepEqual(validateTlsRptJson(good), []);
+    const bad1 = { ...good, 'organisation-name': 'x' };
+    delete (bad1 as Record<string, unknown>)['organization-name'];
+    assert.ok(validateTlsRptJson(bad1).length >= 2);
+    assert.ok(
+      validateTlsRptJson({
+        ...good,
+        'date-range': { 'start-datetime': '2024-03-10T00:00:00Z', 'end-datetime': '2024-03-11T23:59:59Z' },
+      }).length > 0,
+    );
+    const policies = structuredClone(good['policies']) as Array<Record<string, unknown>>;
+    (policies[0] as { summary: Record<string, unknown> }).summary['total-failure-session-count'] = '4';
+    assert.ok(validateTlsRptJson({ ...good, policies }).length > 0);
+  });
+
+  it('every generated report validates, via JSON.stringify round trip', () => {
+    const reports = sampleAggregator().reports(DAY, OPTS);
+    assert.equal(reports.length, 3);
+    for (const r of reports) {
+      const parsed: unknown = JSON.parse(JSON.stringify(r));
+      assert.deepEqual(validateTlsRptJson(parsed), [], r.policyDomain);
+      assert.deepEqual(parsed, r.toJSON());
+    }
+  });
+});
+
+describe('encoding (RFC 8460 §5.3)', () => {
+  it('gzip round trip yields the same JSON', () => {
+    const [r] = sampleAggregator().reports(DAY, OPTS);
+    assert.ok(r);
+    const gz = gzipReport(r);
+    assert.equal(gz[0], 0x1f);
+    assert.equal(gz[1], 0x8b);
+    assert.deepEqual(JSON.parse(gunzipSync(gz).toString('utf8')), r.toJSON());
+  });
+
+  it('filename is receiver!policy-domain!begin!end[!unique-id].json.gz', () => {
+    const r = reportFor(sampleAggregator().reports(DAY, OPTS), 'example.net');
+    const begin = Date.UTC(2024, 2, 10) / 1000;
+    assert.equal(reportFilename(r, 'Sender.Example.'), `sender.example!example.net!${begin}!${begin + 86399}.json.gz`);
+    assert.equal(
+      reportFilename(r, 'sender.example', '001'),
+      `sender.example!example.net!${begin}!${begin + 86399}!001.json.gz`,
+    );
+    assert.match(reportFilename(r, 'sender.example', 'a.b-c_d'), /^[^!]+!example\.net!\d+!\d+!a\.b-c_d\.json\.gz$/);
+  });
+
+  it('filename refuses parts that would break the "!" structure', () => {
+    const r = reportFor(sampleAggregator().reports(DAY, OPTS), 'example.net');
+    assert.throws(() => reportFilename(r, 'sender!example'), PosternError);
+    assert.throws(() => reportFilename(r, 'sender.example', 'a!b'), PosternError);
+    assert.throws(() => reportFilename(r, 'sender.example', 'a/b'), PosternError);
+    assert.throws(() => reportFilename(r, 'sender.example', ''), PosternError);
+  });
+});
