@@ -4,11 +4,10 @@
  * problem is reported as `file:line:column: key.path: what is wrong` (PosternError
  * 'config-invalid'); relative paths are resolved against the config file's directory.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type { Document } from 'yaml';
-import { PosternError } from '../core/errors.ts';
 import { loadProfileFile } from '../tls/profiles/custom.ts';
 import { getProfile, isProfileId } from '../tls/profiles/index.ts';
 import { DEFAULT_AUTH_RATE_LIMIT, DEFAULT_LIMITS, DEFAULT_POLICY, DEFAULT_QUEUE } from './defaults.ts';
@@ -16,10 +15,9 @@ import { cidrContains, parseCidr, parseDomain } from './net.ts';
 import type { HostPort } from './net.ts';
 import { ConfigFileSchema } from './schema.ts';
 import type { ConfigFile, DomainPolicyConfig, GatewayConfig, ListenerConfig, PolicyProfileRef } from './schema.ts';
-import { invalidConfig, locatedAt, validateYaml } from './yaml-errors.ts';
+import { invalidConfig, locatedAt, readYamlFile, validateYaml } from './yaml-errors.ts';
 import type { Located } from './yaml-errors.ts';
 
-const MAX_FILE_BYTES = 1024 * 1024;
 const HINT = 'see docs/configuration.md and docs/postern.example.yaml';
 
 async function isFile(path: string): Promise<string | null> {
@@ -272,18 +270,10 @@ export async function parseConfig(text: string, label: string, baseDir: string):
  * Throws PosternError 'config-invalid' naming file:line:column and key path of each problem.
  */
 export async function loadConfig(path: string): Promise<GatewayConfig> {
-  let text: string;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error('not a regular file');
-    if (st.size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
-    throw new PosternError('config-invalid', `${path}: cannot read config: ${why}`, {
-      hint: 'give the path of a postern.yaml, or run without --config for the embedded default',
-      cause: e,
-    });
-  }
+  const text = await readYamlFile(
+    path,
+    'config',
+    'give the path of a postern.yaml, or run without --config for the embedded default',
+  );
   return parseConfig(text, path, dirname(resolve(path)));
 }

@@ -4,6 +4,7 @@
  * gateway config (src/config/load.ts), the users file (src/gateway/users.ts) and custom grading
  * profiles (src/tls/profiles/custom.ts).
  */
+import { readFile, stat } from 'node:fs/promises';
 import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { Document } from 'yaml';
 import type { z } from 'zod';
@@ -157,4 +158,26 @@ export function validateYaml<S extends z.ZodType>(
     );
   }
   return { label: src.label, doc: src.doc, lc: src.lc, value: parsed.data };
+}
+
+/** YAML files postern reads (configs, profiles) are small; anything bigger is a mistake. */
+export const MAX_YAML_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Reads a YAML file with a size bound. Unreadable, non-regular or oversized files are
+ * PosternError 'config-invalid': "<path>: cannot read <what>: <why>".
+ */
+export async function readYamlFile(path: string, what: string, hint?: string): Promise<string> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > MAX_YAML_FILE_BYTES) throw new Error(`larger than ${MAX_YAML_FILE_BYTES} bytes`);
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
+    throw new PosternError('config-invalid', `${path}: cannot read ${what}: ${why}`, {
+      ...(hint === undefined ? {} : { hint }),
+      cause: e,
+    });
+  }
 }

@@ -7,10 +7,8 @@
  * groups, certSignatureHashes, features, rules) are merged entry by entry, everything else is
  * replaced. Without `extends` the profile starts from an empty allow-list (nothing is allowed).
  */
-import { readFile, stat } from 'node:fs/promises';
 import { z } from 'zod';
-import { PosternError } from '../../core/errors.ts';
-import { formatPath, locatedAt, show, validateYaml } from '../../config/yaml-errors.ts';
+import { formatPath, locatedAt, readYamlFile, show, validateYaml } from '../../config/yaml-errors.ts';
 import type { IssueOverride } from '../../config/yaml-errors.ts';
 import type { VersionName } from '../wire/constants.ts';
 import { groupByName } from '../wire/constants.ts';
@@ -22,7 +20,6 @@ import { CERT_HASHES, CERT_KEY_TYPES, FEATURE_KEYS, RATINGS, REQUIREMENTS } from
 import type { CertHash, FeatureRules, Profile, Rating, Requirement } from './types.ts';
 
 /** Profile files are small; anything bigger is a mistake (or an attack on the parser). */
-const MAX_FILE_BYTES = 1024 * 1024;
 
 const RatingSchema = z.enum(RATINGS as [Rating, ...Rating[]]);
 const RequirementSchema = z.enum(REQUIREMENTS as [Requirement, ...Requirement[]]);
@@ -240,15 +237,6 @@ export function parseProfileYaml(text: string, label: string): Profile {
 
 /** Load a YAML profile file (see parseProfileYaml); unreadable files are 'config-invalid' too. */
 export async function loadProfileFile(path: string): Promise<Profile> {
-  let text: string;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new Error('not a regular file');
-    if (st.size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
-    throw new PosternError('config-invalid', `${path}: cannot read profile: ${why}`, { cause: e });
-  }
+  const text = await readYamlFile(path, 'profile');
   return parseProfileYaml(text, path);
 }
