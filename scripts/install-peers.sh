@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the real peers that postern's integration tests run on loopback: Postfix, Dovecot
-# (IMAP + POP3), testssl.sh and the tools testssl and the tests shell out to, and headless Chromium
-# (with a font, so text has glyphs) that renders the HTML scan report. Debian packages only.
+# (IMAP + POP3), testssl.sh and the tools testssl and the tests shell out to, headless Chromium
+# (with a font, so text has glyphs) that renders the HTML scan report, and NSD + ldns + Unbound for
+# the DNSSEC lab. Debian packages only.
 #
 # Idempotent and non-interactive: packages already installed are skipped (a re-run does no apt
 # work at all), Postfix is preseeded to "No configuration" and a policy-rc.d that answers 101 keeps
@@ -19,7 +20,10 @@ export DEBIAN_FRONTEND=noninteractive
 # Package -> why. swaks needs libnet-ssleay-perl (a Recommends) for --tls. testssl.sh 3.0 needs: openssl (it also ships its own openssl.Linux only in the
 # upstream tarball, not in Debian), hexdump (bsdextrautils), dig/host (bind9-dnsutils) for name
 # lookups it does even for IPs, ps/pkill (procps) for its socket timeouts, and xxd for some checks.
-# unbound: a private local-data-only DNS server on loopback for the DNS client and domain-scan tests.
+# unbound: a private local-data-only DNS server on loopback for the DNS client and domain-scan tests,
+# and the validating resolver of the DNSSEC lab (test/integration/peers/dnssec.ts).
+# nsd: the lab's authoritative server for its signed test zone and unsigned (insecure) child zone.
+# ldnsutils: ldns-keygen and ldns-signzone make the lab's local key and sign its zone.
 # chromium + fonts-dejavu-core: headless rendering of the HTML scan report (a font so text has glyphs).
 PACKAGES=(
   postfix
@@ -37,6 +41,8 @@ PACKAGES=(
   xxd
   ca-certificates
   unbound
+  nsd
+  ldnsutils
   chromium
   fonts-dejavu-core
 )
@@ -55,7 +61,8 @@ else
   echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
   echo 'postfix postfix/mailname string mx.peer.test' | debconf-set-selections
 
-  # Keep invoke-rc.d from starting dovecot/postfix during install (101 = action forbidden).
+  # Keep invoke-rc.d (and deb-systemd-invoke, which asks it too) from starting dovecot, postfix,
+  # unbound or nsd during install (101 = action forbidden): a system nsd/unbound would take port 53.
   policy=/usr/sbin/policy-rc.d
   backup=""
   if [[ -e "$policy" ]]; then
@@ -79,11 +86,15 @@ fi
 
 # The packages' own system instances are not ours to run; if something did start one on a box
 # without policy-rc.d semantics (e.g. systemd in a container), leave it alone but say so.
-for svc in postfix dovecot; do
+for svc in postfix dovecot unbound nsd; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     echo "install-peers: note: system $svc service is running (not started by this script)"
   fi
 done
+# The tests' DNS servers use free high ports; port 53 is never ours.
+if command -v ss >/dev/null 2>&1 && [[ -n "$(ss -Hlntu 'sport = :53' 2>/dev/null)" ]]; then
+  echo "install-peers: note: something listens on port 53 (not started by this script)"
+fi
 
 for p in "${PACKAGES[@]}"; do
   printf '  %-20s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p")"

@@ -61,10 +61,11 @@ function localHostname(): string {
  */
 export function embeddedDefaults(stateDir = './var'): GatewayConfig {
   const dir = resolve(stateDir);
+  const hostname = localHostname();
   const tls = embeddedTlsPaths(dir);
   return {
     source: null,
-    hostname: localHostname(),
+    hostname,
     tls: { ...tls, clientCa: null },
     listen: [
       {
@@ -104,7 +105,9 @@ export function embeddedDefaults(stateDir = './var'): GatewayConfig {
       senderMustMatchLogin: true,
     },
     queue: { dir: join(dir, 'queue'), ...DEFAULT_QUEUE, retry: { ...DEFAULT_QUEUE.retry } },
-    dns: { servers: [] },
+    dns: { servers: [], trustAd: 'loopback' },
+    mtaSts: { enabled: true, cacheDir: join(dir, 'mta-sts') },
+    tlsrpt: tlsrptConfig(undefined, hostname, join(dir, 'tlsrpt.sqlite')),
     routes: new Map(),
     relayhost: null,
     policy: { default: { ...DEFAULT_POLICY }, domains: new Map() },
@@ -115,6 +118,21 @@ export function embeddedDefaults(stateDir = './var'): GatewayConfig {
     },
     admin: { address: '127.0.0.1', port: DEFAULT_ADMIN_PORT },
     log: { level: 'info' },
+  };
+}
+
+/** TLS-RPT defaults (RFC 8460 §4.4 organization-name, contact-info) from the host name. */
+export function tlsrptConfig(
+  t: { enabled?: boolean; organization?: string; contact?: string; from?: string } | undefined,
+  hostname: string,
+  store: string,
+): GatewayConfig['tlsrpt'] {
+  return {
+    enabled: t?.enabled ?? true,
+    store,
+    organization: t?.organization ?? hostname,
+    contact: t?.contact ?? `postmaster@${hostname}`,
+    from: t?.from ?? `tlsrpt-noreply@${hostname}`,
   };
 }
 

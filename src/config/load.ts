@@ -6,11 +6,11 @@
  */
 import { stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Document } from 'yaml';
 import { loadProfileFile } from '../tls/profiles/custom.ts';
 import { getProfile, isProfileId } from '../tls/profiles/index.ts';
-import { DEFAULT_AUTH_RATE_LIMIT, DEFAULT_LIMITS, DEFAULT_POLICY, DEFAULT_QUEUE } from './defaults.ts';
+import { DEFAULT_AUTH_RATE_LIMIT, DEFAULT_LIMITS, DEFAULT_POLICY, DEFAULT_QUEUE, tlsrptConfig } from './defaults.ts';
 import { cidrContains, parseCidr, parseDomain } from './net.ts';
 import type { HostPort } from './net.ts';
 import { ConfigFileSchema } from './schema.ts';
@@ -242,7 +242,16 @@ export async function parseConfig(text: string, label: string, baseDir: string):
       senderMustMatchLogin: file.relay?.senderMustMatchLogin ?? true,
     },
     queue,
-    dns: { servers: (file.dns?.servers ?? []) as string[] },
+    dns: { servers: (file.dns?.servers ?? []) as string[], trustAd: file.dns?.trustAd ?? 'loopback' },
+    mtaSts: {
+      enabled: file.mtaSts?.enabled ?? true,
+      cacheDir: file.mtaSts?.cacheDir !== undefined ? abs(file.mtaSts.cacheDir) : join(queue.dir, 'mta-sts'),
+    },
+    tlsrpt: tlsrptConfig(
+      file.tlsrpt,
+      file.hostname,
+      file.tlsrpt?.store !== undefined ? abs(file.tlsrpt.store) : join(queue.dir, 'tlsrpt.sqlite'),
+    ),
     routes,
     relayhost: (file.relayhost as HostPort | undefined) ?? null,
     policy: { default: policyDefault, domains: policyDomains },

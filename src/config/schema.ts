@@ -12,9 +12,11 @@ import type { HostPort } from './net.ts';
 
 export type { HostPort } from './net.ts';
 
-/** Postfix's `smtp_tls_security_level` ladder, weakest first. */
-export const TLS_LEVELS = ['none', 'may', 'encrypt', 'verify', 'secure'] as const;
-export type TlsLevel = (typeof TLS_LEVELS)[number];
+import { TLS_LEVELS } from '../policy/levels.ts';
+import type { TlsLevel } from '../policy/levels.ts';
+
+export { TLS_LEVELS };
+export type { TlsLevel };
 export type ListenMode = 'starttls' | 'implicit';
 export type ListenRole = 'mx' | 'submission';
 export type AuthMode = 'none' | 'optional' | 'required';
@@ -95,8 +97,16 @@ export interface GatewayConfig {
   users: string | null;
   relay: RelayConfig;
   queue: QueueConfig;
-  /** 'ip', 'ip:port' or '[v6]:port' (src/dns/resolver.ts format); [] = the system resolver. */
-  dns: { servers: string[] };
+  /**
+   * servers: 'ip', 'ip:port' or '[v6]:port' (src/dns/resolver.ts format); [] = the system resolver.
+   * trustAd: whose AD bit (DNSSEC validated) counts for DANE — 'loopback' (default: a validating
+   * resolver on this host, like Postfix and maddy) or 'any'.
+   */
+  dns: { servers: string[]; trustAd: 'loopback' | 'any' };
+  /** RFC 8461: apply MTA-STS to domains that publish a policy; policies cached in cacheDir. */
+  mtaSts: { enabled: boolean; cacheDir: string };
+  /** RFC 8460 reports about our outbound sessions, stored in `store`, sent daily from `from`. */
+  tlsrpt: { enabled: boolean; store: string; organization: string; contact: string; from: string };
   /** Static next hop per recipient domain (no MX lookup). Keys lower case. */
   routes: ReadonlyMap<string, HostPort>;
   /** Send all outbound mail through this host (no MX lookup); routes still win. */
@@ -289,7 +299,27 @@ export const ConfigFileSchema = z.strictObject({
         .optional(),
     })
     .optional(),
-  dns: z.strictObject({ servers: z.array(dnsServer).max(8).optional() }).optional(),
+  dns: z
+    .strictObject({
+      servers: z.array(dnsServer).max(8).optional(),
+      trustAd: z.enum(['loopback', 'any']).optional(),
+    })
+    .optional(),
+  mtaSts: z.strictObject({ enabled: z.boolean().optional(), cacheDir: path.optional() }).optional(),
+  tlsrpt: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      store: path.optional(),
+      organization: z.string().min(1).max(200).optional(),
+      contact: z.string().min(1).max(200).optional(),
+      from: z
+        .string()
+        .min(3)
+        .max(254)
+        .regex(/^[^\s<>@]+@[^\s<>@]+$/, 'expected a mail address')
+        .optional(),
+    })
+    .optional(),
   routes: z.record(z.string(), hostPort).optional(),
   relayhost: hostPort.optional(),
   policy: z

@@ -9,12 +9,18 @@
  */
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
+import type { DnssecResolver } from '../dns/dnssec.ts';
 import type { DnsClient } from '../dns/resolver.ts';
 import { DnsError } from '../dns/resolver.ts';
+import { lookupDane } from '../policy/dane/lookup.ts';
 import { decide, protocolLabel } from '../policy/decide.ts';
-import type { PolicyDecision } from '../policy/decide.ts';
-import { attemptsTls, requiresAuth } from '../policy/levels.ts';
+import type { PolicyDecision, PolicyFailure } from '../policy/decide.ts';
+import { attemptsTls, requiresAuth, wantsDane } from '../policy/levels.ts';
 import type { TlsLevel } from '../policy/levels.ts';
+import type { StsPolicy } from '../policy/mta-sts/policy.ts';
+import { resolveHostPolicy } from '../policy/resolve.ts';
+import type { HostPolicy, StsInput } from '../policy/resolve.ts';
+import type { ResultType, TlsRptFailure, TlsRptSession } from '../report/tlsrpt/aggregate.ts';
 import { tlsClientOffer } from '../policy/offer.ts';
 import { normalizeDomain } from '../policy/table.ts';
 import type { PolicyLookup, PolicyTable } from '../policy/table.ts';
@@ -26,6 +32,27 @@ import type { RecipientResult, SmtpTimeouts, StartTlsClientOptions } from '../sm
 import { analyzeChain } from '../tls/cert/chain.ts';
 import type { ChainReport } from '../tls/cert/chain.ts';
 import type { NegotiatedSession } from '../tls/session.ts';
+
+/** What an MTA-STS source (src/policy/mta-sts/cache.ts StsPolicyCache) answers; structural. */
+export interface StsView {
+  state: 'policy' | 'none' | 'error';
+  policy: StsPolicy | null;
+  id: string | null;
+  policyText: string | null;
+  error: { type: string; reason: string } | null;
+}
+
+/** RFC 8461 policy discovery (§5.1) and the re-check before deferring for a policy failure. */
+export interface StsSource {
+  lookup(domain: string): Promise<StsView>;
+  recheck(domain: string): Promise<StsView>;
+}
+
+/** Where TLS-RPT (RFC 8460) session results go: one call per TLS session attempt. */
+export interface TlsRptSink {
+  recordSuccess(s: TlsRptSession): void;
+  recordFailure(f: TlsRptFailure): void;
+}
 
 /** What a cached connection was admitted under. */
 export interface AdmittedSession {
@@ -51,6 +78,12 @@ export interface DeliveryDeps {
   timeouts?: Partial<SmtpTimeouts>;
   /** Port of MX hosts (default 25). */
   port?: number;
+  /** DNSSEC-validating resolver for DANE (levels dane, dane-only); absent: no TLSA lookups. */
+  dnssec?: DnssecResolver;
+  /** MTA-STS policies (RFC 8461); absent: MTA-STS is not applied. */
+  sts?: StsSource;
+  /** TLS-RPT sink (RFC 8460). */
+  tlsrpt?: TlsRptSink;
 }
 
 /** Typed log events (STYLE 6). */
@@ -193,6 +226,89 @@ interface Ctx {
   domain: string;
   policy: PolicyLookup;
   msgId: string | null;
+  /** The recipient domain's usable MTA-STS policy (enforce/testing), when one applies. */
+  sts: StsInput | null;
+  /** The MTA-STS policy was re-checked after a failure (RFC 8461 §5.1), once per delivery. */
+  stsRechecked: boolean;
+}
+
+/** The per-host result of the policy chain, with what the log needs. */
+type HostUse = Extract<HostPolicy, { kind: 'use' }>;
+
+/** RFC 8460 §4.3 result type for a policy failure. */
+export function resultTypeOf(f: PolicyFailure | undefined): ResultType {
+  switch (f) {
+    case 'starttls-not-supported':
+    case 'starttls-refused':
+      return 'starttls-not-supported';
+    case 'certificate-expired':
+      return 'certificate-expired';
+    case 'certificate-not-trusted':
+    case 'certificate-missing':
+      return 'certificate-not-trusted';
+    case 'certificate-host-mismatch':
+      return 'certificate-host-mismatch';
+    default:
+      return 'validation-failure';
+  }
+}
+
+/** The RFC 8460 §4.3.2.2 result type for an MTA-STS discovery error, or null when it is not one. */
+function stsResultType(type: string): ResultType | null {
+  return type === 'sts-policy-fetch-error' || type === 'sts-policy-invalid' || type === 'sts-webpki-invalid'
+    ? type
+    : null;
+}
+
+/** The recipient domain's MTA-STS policy (RFC 8461 §5.1), reporting discovery failures. */
+async function loadSts(ctx: Ctx, recheck: boolean): Promise<StsInput | null> {
+  const src = ctx.deps.sts;
+  if (src === undefined) return null;
+  let v: StsView;
+  try {
+    v = recheck ? await src.recheck(ctx.domain) : await src.lookup(ctx.domain);
+  } catch (e) {
+    ctx.deps.log?.warn(
+      { event: 'mta-sts.error', domain: ctx.domain, err: (e as Error).message },
+      'MTA-STS lookup failed',
+    );
+    return null;
+  }
+  if (v.state === 'error' && v.error !== null) {
+    const rt = stsResultType(v.error.type);
+    ctx.deps.log?.warn(
+      { event: 'mta-sts.error', domain: ctx.domain, type: v.error.type, reason: v.error.reason },
+      `MTA-STS policy for ${ctx.domain} not usable: ${v.error.reason}`,
+    );
+    if (rt !== null)
+      ctx.deps.tlsrpt?.recordFailure({
+        policyDomain: ctx.domain,
+        policy: { type: 'sts', strings: [] },
+        resultType: rt,
+        sendingMtaIp: '0.0.0.0',
+        receivingMxHostname: `mta-sts.${ctx.domain}`,
+        additionalInformation: v.error.reason.slice(0, 200),
+      });
+  }
+  if (v.policy === null || v.id === null || v.policy.mode === 'none') return null;
+  return { policy: v.policy, text: v.policyText ?? '', id: v.id };
+}
+
+/** The policy chain for one target: table → DANE → MTA-STS (src/policy/resolve.ts). */
+async function hostPolicy(ctx: Ctx, t: Target): Promise<HostPolicy> {
+  const { deps, policy } = ctx;
+  let dane = null;
+  if (wantsDane(policy.level) && deps.dnssec !== undefined && isIP(t.mxHost) === 0) {
+    dane = await lookupDane(deps.dnssec, t.mxHost, t.port);
+  }
+  // MTA-STS is about the MX hosts of the recipient domain; routes and relayhosts are local choices.
+  const sts = t.via === 'mx' || t.via === 'implicit-mx' ? ctx.sts : null;
+  return resolveHostPolicy({ table: policy, mxHost: t.mxHost, dane, sts });
+}
+
+/** Does this host's policy authenticate the server (RFC 8689 §4.1 REQUIRETLS)? */
+function authenticates(hp: HostUse): boolean {
+  return requiresAuth(hp.level) || hp.level === 'dane';
 }
 
 type Negotiated =
@@ -233,8 +349,10 @@ async function negotiate(
   t: Target,
   a: { address: string; port: number },
   reconnect: boolean,
+  hp: HostUse,
 ): Promise<Negotiated> {
-  const { deps, policy } = ctx;
+  const { deps } = ctx;
+  const policy = { level: hp.level, profile: hp.profile };
   const connectOpts = {
     host: t.mxHost,
     address: a.address,
@@ -255,7 +373,11 @@ async function negotiate(
   let tlsFailure: 'refused' | 'handshake' = 'handshake';
   if (attemptsTls(policy.level) && offered) {
     const opts: StartTlsClientOptions = { ...tlsClientOffer(policy.profile) };
-    if (isIP(t.mxHost) === 0) opts.servername = t.mxHost;
+    // RFC 7672 §3.1.2: DANE-TA needs the chain exactly as sent. SNI: the TLSA base domain (§8.1),
+    // which is the MX name unless a CNAME was followed.
+    if (hp.dane !== null && hp.dane.records.some((r) => r.usage === 2)) opts.captureChain = true;
+    const sni = hp.dane?.names[0] ?? t.mxHost;
+    if (isIP(sni) === 0) opts.servername = sni;
     if (deps.ca !== undefined) opts.ca = deps.ca;
     try {
       session = await client.startTls(opts);
@@ -269,19 +391,28 @@ async function negotiate(
       } else return { kind: 'error', error: err };
     }
   }
-  const decision = decide({
-    level: policy.level,
+  const chain = session === null ? null : safeChain(session, t.mxHost, deps);
+  const base = {
     profile: policy.profile,
     session,
     tlsOffered: offered,
     tlsError,
     tlsFailure,
-    chain: session === null ? null : safeChain(session, t.mxHost, deps),
+    chain,
     mxHost: t.mxHost,
     nextHopDomain: t.nextHop,
-    policySource: policySource(policy),
+    policySource: policySource(ctx.policy),
     policyDomain: ctx.domain,
+    now: deps.now(),
+  };
+  const via = hp.source === 'dane' ? 'DANE' : hp.source === 'mta-sts' ? 'MTA-STS' : undefined;
+  const decision = decide({
+    ...base,
+    level: policy.level,
+    ...(hp.dane !== null ? { dane: hp.dane } : {}),
+    ...(via !== undefined ? { via } : {}),
   });
+  report(ctx, t, a, hp, client, decision, offered);
   if (!decision.ok) {
     await client.quit();
     return { kind: 'policy-fail', decision, session };
@@ -296,6 +427,115 @@ async function negotiate(
     }
   }
   return { kind: 'admitted', client, decision };
+}
+
+/**
+ * One TLS-RPT session record (RFC 8460 §4.3). Under MTA-STS testing the enforce-mode check
+ * (MX listed, PKIX-valid for the MX name) is evaluated here only for the report (RFC 8461 §5).
+ */
+function report(
+  ctx: Ctx,
+  t: Target,
+  a: { address: string; port: number },
+  hp: HostUse,
+  client: SmtpClient,
+  decision: PolicyDecision,
+  offered: boolean,
+): void {
+  const sink = ctx.deps.tlsrpt;
+  if (sink === undefined || hp.level === 'none') return;
+  const policy = {
+    type: hp.report.type,
+    strings: hp.report.strings,
+    ...(hp.report.mxHost !== undefined ? { mxHost: hp.report.mxHost } : {}),
+  };
+  const session = client.tls;
+  let failure: ResultType | null = null;
+  let info: string | undefined;
+  if (!decision.ok) {
+    failure = resultTypeOf(decision.failures[0]);
+    info = decision.rule;
+  } else if (hp.stsTesting !== null) {
+    if (!hp.stsTesting.mxCovered) {
+      failure = 'validation-failure';
+      info = `MX ${t.mxHost} not listed in the MTA-STS policy (testing)`;
+    } else {
+      const strict = decide({
+        level: 'verify',
+        profile: null,
+        session,
+        tlsOffered: offered,
+        tlsError: session === null ? 'no TLS' : null,
+        chain: session === null ? null : safeChain(session, t.mxHost, ctx.deps),
+        mxHost: t.mxHost,
+        nextHopDomain: t.nextHop,
+      });
+      if (!strict.ok) {
+        failure = resultTypeOf(strict.failures[0]);
+        info = `MTA-STS testing: ${strict.rule}`;
+        ctx.deps.log?.warn(
+          { event: 'mta-sts.testing-failure', domain: ctx.domain, mx: t.mxHost, rule: strict.rule },
+          `MTA-STS testing: ${t.mxHost} would fail enforce (${strict.rule}); delivered as the policy is in testing mode`,
+        );
+      }
+    }
+  } else if (session === null) {
+    failure = offered ? 'validation-failure' : 'starttls-not-supported';
+    info = decision.rule;
+  }
+  if (failure === null) {
+    sink.recordSuccess({ policyDomain: ctx.domain, policy });
+    return;
+  }
+  const f: TlsRptFailure = {
+    policyDomain: ctx.domain,
+    policy,
+    resultType: failure,
+    sendingMtaIp: client.localAddress ?? '0.0.0.0',
+    receivingMxHostname: t.mxHost,
+    receivingIp: a.address,
+  };
+  const helo = client.ehloName;
+  if (helo !== null) f.receivingMxHelo = helo;
+  if (info !== undefined) f.failureReasonCode = info.slice(0, 200);
+  sink.recordFailure(f);
+}
+
+/** A host the policy chain took out of the running: reported and logged like a failed attempt. */
+function skipHost(ctx: Ctx, t: Target, hp: Extract<HostPolicy, { kind: 'skip' }>): PolicyDecision {
+  ctx.deps.tlsrpt?.recordFailure({
+    policyDomain: ctx.domain,
+    policy: {
+      type: hp.report.type,
+      strings: hp.report.strings,
+      ...(hp.report.mxHost !== undefined ? { mxHost: hp.report.mxHost } : {}),
+    },
+    resultType: hp.resultType,
+    sendingMtaIp: '0.0.0.0',
+    receivingMxHostname: t.mxHost,
+    failureReasonCode: hp.rule.slice(0, 200),
+  });
+  const d: PolicyDecision = {
+    ok: false,
+    temporary: true,
+    rule: `policy ${policySource(ctx.policy)}: ${hp.rule}`,
+    reason: hp.reason,
+    action: 'defer',
+    enhanced: '4.7.5',
+    failures: [],
+    findings: [],
+  };
+  log(
+    ctx,
+    attemptEvent(
+      ctx,
+      t,
+      { address: '', port: t.port },
+      { reused: false, tls: null, outcome: 'policy-fail', rule: d.rule, reason: d.reason },
+    ),
+    true,
+  );
+  return d;
 }
 
 function tlsOf(s: NegotiatedSession | null): { protocol: string; cipher: string } | null {
@@ -348,13 +588,16 @@ interface Final {
   mx: string | null;
 }
 
-function poolKey(ctx: Ctx, t: Target, a: { address: string; port: number }): string {
+function poolKey(ctx: Ctx, t: Target, a: { address: string; port: number }, hp: HostUse): string {
   return [
     a.address,
     a.port,
     t.mxHost,
     t.nextHop,
-    ctx.policy.level,
+    hp.level,
+    hp.source,
+    hp.dane === null ? '-' : hp.dane.records.length,
+    ctx.sts?.id ?? '-',
     ctx.policy.profile?.id ?? '-',
     ctx.policy.matched,
     ctx.deps.heloName,
@@ -379,17 +622,14 @@ async function deliverDomain(
     return out;
   };
   const env = msg.envelope;
-  // RFC 8689 §4.1: REQUIRETLS needs an authenticated next hop.
-  if (env.requireTls && !requiresAuth(ctx.policy.level)) {
-    return all({
-      state: 'bounced',
-      reply: '550 5.7.30 REQUIRETLS support required',
-      reason: `the message requires TLS (REQUIRETLS) to an authenticated server, but the policy for ${ctx.domain} is '${ctx.policy.level}', which does not authenticate the receiving server`,
-      mx: null,
-    });
-  }
   const p = await plan(ctx.domain, ctx.deps);
   if ('final' in p) return all({ ...p.final, mx: null });
+  if (
+    !ctx.stsRechecked &&
+    ctx.policy.level !== 'none' &&
+    p.targets.some((t) => t.via === 'mx' || t.via === 'implicit-mx')
+  )
+    ctx.sts = await loadSts(ctx, false);
   log(ctx, {
     event: 'delivery.plan',
     msgId: ctx.msgId,
@@ -402,13 +642,29 @@ async function deliverDomain(
   });
 
   const policyFailures: string[] = [];
+  const requireTlsRefusals: string[] = [];
   const errors: string[] = [];
   let unsuitable: SmtpClientError | null = null;
   let lastPolicy: PolicyDecision | null = null;
+  let stsInvolved = false;
   let attempted = 0;
   let remaining = pending;
 
   for (const t of p.targets) {
+    const hp = await hostPolicy(ctx, t);
+    if (hp.report.type === 'sts') stsInvolved = true;
+    if (hp.kind === 'skip') {
+      lastPolicy = skipHost(ctx, t, hp);
+      policyFailures.push(hp.reason);
+      continue;
+    }
+    // RFC 8689 §4.1: REQUIRETLS needs a next hop authenticated by PKIX, DANE or MTA-STS.
+    if (env.requireTls && !authenticates(hp)) {
+      requireTlsRefusals.push(
+        `the policy for ${t.mxHost} is '${hp.level}' (${hp.why}), which does not authenticate the receiving server`,
+      );
+      continue;
+    }
     let addrs: Array<{ address: string; port: number }>;
     try {
       addrs = await addressesOf(t, ctx.deps);
@@ -418,7 +674,7 @@ async function deliverDomain(
     }
     for (const a of addrs) {
       attempted++;
-      const key = poolKey(ctx, t, a);
+      const key = poolKey(ctx, t, a, hp);
       let client: SmtpClient | null = null;
       let decision: PolicyDecision | null = null;
       let reused = false;
@@ -434,7 +690,7 @@ async function deliverDomain(
         }
       }
       if (client === null) {
-        const n = await negotiate(ctx, t, a, true);
+        const n = await negotiate(ctx, t, a, true, hp);
         if (n.kind === 'error') {
           errors.push(`${t.mxHost} [${a.address}]:${a.port}: ${n.error.message}`);
           log(
@@ -491,9 +747,8 @@ async function deliverDomain(
       };
       let results: RecipientResult[];
       try {
-        results = (
-          await client.send(tx, body, { nextHopAuthenticated: requiresAuth(ctx.policy.level) && client.tls !== null })
-        ).recipients;
+        results = (await client.send(tx, body, { nextHopAuthenticated: authenticates(hp) && client.tls !== null }))
+          .recipients;
       } catch (e) {
         const err = asClientError(e);
         if (!err.temporary) {
@@ -529,12 +784,35 @@ async function deliverDomain(
   if (remaining.length === 0) return out;
 
   if (policyFailures.length > 0) {
+    // RFC 8461 §5.1: before deferring (and eventually bouncing) for an MTA-STS failure, look for
+    // a newer policy: the domain may have moved its MX and published a new id.
+    if (stsInvolved && !ctx.stsRechecked && ctx.deps.sts !== undefined) {
+      const before = ctx.sts?.id ?? null;
+      ctx.stsRechecked = true;
+      const fresh = await loadSts(ctx, true);
+      if ((fresh?.id ?? null) !== before) {
+        ctx.sts = fresh;
+        ctx.deps.log?.info(
+          { event: 'mta-sts.recheck', domain: ctx.domain, old: before, new: fresh?.id ?? null },
+          `MTA-STS policy for ${ctx.domain} changed (${before ?? 'none'} → ${fresh?.id ?? 'none'}); trying again`,
+        );
+        return deliverDomain(ctx, remaining, msg, body, pool);
+      }
+    }
     const reasons = [...new Set(policyFailures)];
     const d: PolicyDecision | null = lastPolicy;
     return all({
       state: 'deferred',
       reply: `451 ${d?.enhanced ?? '4.7.5'} TLS policy not met: ${d?.rule ?? reasons[0] ?? ''}`,
       reason: reasons.join('; also: '),
+      mx: null,
+    });
+  }
+  if (requireTlsRefusals.length > 0 && errors.length === 0) {
+    return all({
+      state: 'bounced',
+      reply: '550 5.7.30 REQUIRETLS support required',
+      reason: `the message requires TLS (REQUIRETLS) to an authenticated server, but ${[...new Set(requireTlsRefusals)].join('; ')}`,
       mx: null,
     });
   }
@@ -602,7 +880,14 @@ export async function deliverMessage(
   try {
     await Promise.all(
       [...byDomain].map(async ([domain, pending]) => {
-        const ctx: Ctx = { deps, domain, policy: deps.policy.lookup(domain), msgId: msg.id };
+        const ctx: Ctx = {
+          deps,
+          domain,
+          policy: deps.policy.lookup(domain),
+          msgId: msg.id,
+          sts: null,
+          stsRechecked: false,
+        };
         const finals = await pool.withSlot(domain, () => deliverDomain(ctx, pending, msg, body, pool));
         for (const p of pending) {
           const f = finals.get(p.rcpt.address) ?? {
@@ -668,7 +953,7 @@ export interface PolicyCheckResult {
 export async function policyCheck(domain: string, deps: DeliveryDeps): Promise<PolicyCheckResult> {
   const d = normalizeDomain(domain);
   const policy = deps.policy.lookup(d);
-  const ctx: Ctx = { deps, domain: d, policy, msgId: null };
+  const ctx: Ctx = { deps, domain: d, policy, msgId: null, sts: null, stsRechecked: false };
   const head = {
     domain: d,
     policy: { level: policy.level, profile: policy.profile?.id ?? null, matched: policy.matched },
@@ -687,7 +972,23 @@ export async function policyCheck(domain: string, deps: DeliveryDeps): Promise<P
     };
   }
   const mx: PolicyCheckMx[] = [];
+  if (policy.level !== 'none' && p.targets.some((t) => t.via === 'mx' || t.via === 'implicit-mx'))
+    ctx.sts = await loadSts(ctx, false);
   for (const t of p.targets) {
+    const hp = await hostPolicy(ctx, t);
+    if (hp.kind === 'skip') {
+      const d = skipHost(ctx, t, hp);
+      mx.push({
+        host: t.mxHost,
+        address: '',
+        port: t.port,
+        outcome: 'fail',
+        tls: null,
+        rule: d.rule,
+        reason: d.reason,
+      });
+      continue;
+    }
     let addrs: Array<{ address: string; port: number }>;
     try {
       addrs = await addressesOf(t, deps);
@@ -704,7 +1005,7 @@ export async function policyCheck(domain: string, deps: DeliveryDeps): Promise<P
       continue;
     }
     for (const a of addrs) {
-      const n = await negotiate(ctx, t, a, false);
+      const n = await negotiate(ctx, t, a, false, hp);
       const base = { host: t.mxHost, address: a.address, port: a.port };
       if (n.kind === 'error') {
         mx.push({ ...base, outcome: 'fail', tls: null, rule: `connect: ${n.error.code}`, reason: n.error.message });

@@ -9,7 +9,13 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { PosternError } from '../core/errors.ts';
 import type { DeliveryDeps } from '../delivery/deliver.ts';
+import { createDnssecResolver } from '../dns/dnssec.ts';
 import { createDnsClient } from '../dns/resolver.ts';
+import { wantsDane } from '../policy/levels.ts';
+import { StsPolicyCache } from '../policy/mta-sts/cache.ts';
+import { sendDueReports } from '../report/tlsrpt/send.ts';
+import type { PostReportOptions } from '../report/tlsrpt/send.ts';
+import { TlsRptStore } from '../report/tlsrpt/store.ts';
 import { PolicyTable } from '../policy/table.ts';
 import type { PolicyTableSpec } from '../policy/table.ts';
 import { openSqliteSpool } from '../queue/sqlite.ts';
@@ -32,6 +38,10 @@ export interface Gateway {
   listeners: Array<{ name: string; address: string; port: number }>;
   admin: { address: string; port: number } | null;
   spool: SqliteSpool;
+  /** TLS-RPT session results (RFC 8460), or null when disabled. */
+  tlsrpt: TlsRptStore | null;
+  /** Run the TLS-RPT sender and MTA-STS refresher now (they also run hourly). */
+  maintenance(): Promise<void>;
   /** SIGHUP: reload users and the policy table from `next` (listeners and the spool stay). */
   reload(next?: GatewayConfig): Promise<void>;
   /** SIGTERM: stop accepting, finish in-flight deliveries and SMTP sessions, close the spool. */
@@ -42,8 +52,14 @@ export interface GatewayOptions {
   log: Logger;
   /** Tests: deliver to this address/port instead of what DNS says for a host. */
   connectOverride?: DeliveryDeps['connectOverride'];
-  /** Extra trust anchors for outbound verify/secure (PEM). */
+  /** Extra trust anchors for outbound verify/secure, MTA-STS policy fetches and TLS-RPT POSTs (PEM). */
   ca?: string[];
+  /** Tests: fetch MTA-STS policies from this port instead of 443. */
+  mtaStsPort?: number;
+  /** Tests: options for TLS-RPT HTTPS POSTs (e.g. a port). */
+  tlsrptPost?: PostReportOptions;
+  /** How often the TLS-RPT sender and the MTA-STS refresher run (default 1 h). */
+  maintenanceMs?: number;
   /** Queue manager poll interval (default 1000 ms). */
   pollMs?: number;
   /** Outbound concurrency (messages at once, default 20). */
@@ -63,19 +79,48 @@ function hostPort(h: { host: string; port: number }): string {
   return h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`;
 }
 
+/** Does any policy entry ask for DANE? Only then is a DNSSEC resolver needed. */
+function anyDane(config: GatewayConfig): boolean {
+  return wantsDane(config.policy.default.level) || [...config.policy.domains.values()].some((p) => wantsDane(p.level));
+}
+
 /** Outbound delivery dependencies from the config (also used by `postern policy check`). */
 export function deliveryDeps(
   config: GatewayConfig,
-  opts: Pick<GatewayOptions, 'log' | 'ca' | 'connectOverride' | 'now'>,
+  opts: Pick<GatewayOptions, 'log' | 'ca' | 'connectOverride' | 'now' | 'mtaStsPort'>,
 ): DeliveryDeps {
+  const dns = createDnsClient(config.dns.servers.length ? { servers: config.dns.servers } : {});
+  const now = opts.now ?? (() => new Date());
+  let dnssec: DeliveryDeps['dnssec'];
+  if (anyDane(config)) {
+    dnssec = createDnssecResolver({
+      ...(config.dns.servers[0] !== undefined ? { server: config.dns.servers[0] } : {}),
+      trustAd: config.dns.trustAd,
+    });
+    if (!dnssec.validating)
+      opts.log.warn(
+        { event: 'dane.resolver-untrusted', server: dnssec.server },
+        `DANE is configured but the DNS server ${dnssec.server} is not on loopback: its AD bit is not trusted, so no TLSA record counts as secure (run a validating resolver such as unbound on this host, or set dns.trustAd: any)`,
+      );
+  }
+  const sts = config.mtaSts.enabled
+    ? new StsPolicyCache({
+        dir: config.mtaSts.cacheDir,
+        fetch: { dns, ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.mtaStsPort ? { port: opts.mtaStsPort } : {}) },
+        now,
+        log: opts.log,
+      })
+    : undefined;
   return {
-    dns: createDnsClient(config.dns.servers.length ? { servers: config.dns.servers } : {}),
+    dns,
+    ...(dnssec !== undefined ? { dnssec } : {}),
+    ...(sts !== undefined ? { sts } : {}),
     policy: new PolicyTable(policySpec(config)),
     routes: Object.fromEntries([...config.routes].map(([d, h]) => [d, hostPort(h)])),
     ...(config.relayhost ? { relayhost: hostPort(config.relayhost) } : {}),
     heloName: config.hostname,
     ...(opts.ca ? { ca: opts.ca } : {}),
-    now: opts.now ?? (() => new Date()),
+    now,
     log: opts.log,
     ...(opts.connectOverride ? { connectOverride: opts.connectOverride } : {}),
   };
@@ -108,8 +153,10 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     now,
   });
 
+  const tlsrpt = config.tlsrpt.enabled ? TlsRptStore.open(config.tlsrpt.store, { now }) : null;
   const deps: DeliveryDeps = {
     ...deliveryDeps(config, opts),
+    ...(tlsrpt !== null ? { tlsrpt } : {}),
     get policy() {
       return policy;
     },
@@ -197,6 +244,63 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   }
   qmgr.start();
 
+  // Hourly: send finished days' TLS-RPT reports (RFC 8460 §4.1: daily, spread after midnight UTC)
+  // and refresh MTA-STS policies before they expire (RFC 8461 §5.1).
+  const maintenance = async (): Promise<void> => {
+    try {
+      await (deps.sts as StsPolicyCache | undefined)?.refreshDue();
+      if (tlsrpt !== null) {
+        const r = await sendDueReports({
+          store: tlsrpt,
+          dns: deps.dns,
+          enqueue: async (mail) => {
+            const id = await spool.enqueue(
+              {
+                mailFrom: mail.mailFrom,
+                recipients: mail.recipients.map((address) => ({ address, dsn: { notify: ['FAILURE'], orcpt: null } })),
+                size: mail.raw.length,
+                body: '7BIT',
+                smtputf8: false,
+                requireTls: false,
+                dsnRet: 'HDRS',
+                dsnEnvid: null,
+                arrival: {
+                  listener: 'tlsrpt',
+                  clientAddress: '127.0.0.1',
+                  clientHelo: null,
+                  authUser: null,
+                  tls: null,
+                  receivedAt: now().toISOString(),
+                },
+              },
+              mail.raw,
+            );
+            log.info({ event: 'tlsrpt.queued', msgId: id, recipients: mail.recipients });
+            qmgr.kick();
+          },
+          report: {
+            organizationName: config.tlsrpt.organization,
+            contactInfo: config.tlsrpt.contact,
+            reportIdPrefix: `${config.hostname}_`,
+          },
+          from: config.tlsrpt.from,
+          submitter: config.hostname,
+          now,
+          log,
+          postOptions: { ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.tlsrptPost ?? {}) },
+        });
+        if (r.sent + r.failed + r.skipped > 0) log.info({ event: 'tlsrpt.run', ...r });
+      }
+    } catch (e) {
+      log.error({ event: 'maintenance.error', err: (e as Error).message }, 'TLS-RPT / MTA-STS maintenance failed');
+    }
+  };
+  let maintenanceRun: Promise<void> = maintenance();
+  const maintenanceTimer = setInterval(() => {
+    maintenanceRun = maintenanceRun.then(maintenance);
+  }, opts.maintenanceMs ?? 3_600_000);
+  maintenanceTimer.unref();
+
   let admin: AdminServer | null = null;
   if (config.admin) {
     admin = await startAdmin({ ...config.admin, spool, metrics, kick: () => qmgr.kick(), log });
@@ -207,6 +311,11 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     listeners,
     admin: admin ? admin.address : null,
     spool,
+    tlsrpt,
+    maintenance: async () => {
+      maintenanceRun = maintenanceRun.then(maintenance);
+      await maintenanceRun;
+    },
     async reload(next = config) {
       users = next.users ? await loadUsers(next.users, { allowMissing: true }) : null;
       relay = relayPolicyFromConfig(next.relay, users);
@@ -216,8 +325,11 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     async stop(o = {}) {
       log.info({ event: 'gateway.stopping' });
       await smtp.close({ graceful: true, timeoutMs: o.timeoutMs ?? 30_000 });
+      clearInterval(maintenanceTimer);
+      await maintenanceRun;
       await qmgr.stop();
       await admin?.close();
+      tlsrpt?.close();
       await spool.close();
       log.info({ event: 'gateway.stopped' });
     },

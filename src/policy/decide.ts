@@ -16,6 +16,8 @@ import type { CertInfo } from '../tls/cert/analyze.ts';
 import { matchHostname } from '../tls/cert/hostname.ts';
 import type { Profile } from '../tls/profiles/types.ts';
 import type { NegotiatedSession } from '../tls/session.ts';
+import type { TlsaRecord } from '../dns/dnssec.ts';
+import { formatTlsa, verifyDane } from './dane/verify.ts';
 import { attemptsTls, requiresAuth, requiresTls } from './levels.ts';
 import type { TlsLevel } from './levels.ts';
 
@@ -42,6 +44,15 @@ export interface DecideInput {
   policySource?: string;
   /** The domain the policy was looked up for (the recipient domain); default nextHopDomain. */
   policyDomain?: string;
+  /**
+   * Level `dane`: the secure, usable TLSA records the chain must match (RFC 7672 §3) and the
+   * reference identifiers for DANE-TA(2) (TLSA base domain first). Required at level `dane`.
+   */
+  dane?: { records: readonly TlsaRecord[]; names: readonly string[] } | null;
+  /** Where the requirement came from, for the rule text ('DANE', 'MTA-STS'); default the table. */
+  via?: string;
+  /** The caller's clock (DANE-TA validity). Default: the chain report's view (no extra check). */
+  now?: Date;
 }
 
 /** Failure kinds, named like RFC 8460 result types where one fits. */
@@ -55,7 +66,8 @@ export type PolicyFailure =
   | 'certificate-host-mismatch'
   | 'certificate-weak'
   | 'tls-version-deprecated'
-  | 'profile-noncompliant';
+  | 'profile-noncompliant'
+  | 'dane-mismatch';
 
 export interface PolicyDecision {
   ok: boolean;
@@ -172,7 +184,7 @@ function findingWords(f: RuleFinding, s: NegotiatedSession): string {
 export function decide(input: DecideInput): PolicyDecision {
   const { level, profile, session, chain, mxHost, nextHopDomain } = input;
   const src = input.policySource ?? nextHopDomain;
-  const head = `policy ${src}: ${label(level, profile)}`;
+  const head = `policy ${src}: ${label(level, profile)}${input.via !== undefined ? ` (${input.via})` : ''}`;
   const who = `the receiving server ${mxHost}`;
   const phrase = policyPhrase(src, input.policyDomain ?? nextHopDomain);
   const pass = (action: PolicyDecision['action'], what: string, reason: string): PolicyDecision => ({
@@ -271,6 +283,56 @@ export function decide(input: DecideInput): PolicyDecision {
     // The profile's own finding says the same in its words; say it once.
     if (!bad.some((f) => f.id === id)) {
       words.push(`${who} negotiated ${protocolLabel(session.protocol)}, which RFC 8996 forbids (${id})`);
+    }
+  }
+
+  if (level === 'dane') {
+    // RFC 7672 §3: the TLSA records are the only authentication; PKIX trust and the MX name do not
+    // count (DANE-EE ignores names and expiry; DANE-TA checks the chain to the matched TA and names).
+    const tlsa = input.dane;
+    if (tlsa === undefined || tlsa === null || tlsa.records.length === 0) {
+      failures.push('dane-mismatch');
+      shorts.push('no usable TLSA records');
+      words.push(`no usable TLSA records were given for ${mxHost}`);
+    } else if (session.peerChain.length === 0) {
+      failures.push('certificate-missing');
+      shorts.push('no certificate');
+      words.push(`${who} sent no certificate to match against its TLSA records`);
+    } else {
+      const v = verifyDane({
+        records: tlsa.records,
+        chain: session.peerChain,
+        names: tlsa.names,
+        now: input.now ?? new Date(),
+      });
+      if (!v.ok) {
+        failures.push('dane-mismatch');
+        shorts.push(`DANE: ${v.failure ?? 'no match'}`);
+        words.push(
+          `${who} presented a certificate chain that its DNSSEC-signed TLSA records (${tlsa.records.map(formatTlsa).join('; ')}) do not authenticate: ${v.reason}`,
+        );
+      } else if (v.matched !== null) {
+        passWhat = `DANE: chain matches TLSA ${formatTlsa(v.matched.record).slice(0, 16)}… at depth ${v.matched.depth}`;
+      }
+    }
+    if (chain !== null && failures.length === 0) {
+      // A pinned key is only as strong as the key itself (RSA-1024 can be factored).
+      const leaf = chain.chain[0];
+      const min =
+        leaf === undefined
+          ? 0
+          : leaf.keyType === 'RSA' || leaf.keyType === 'DSA'
+            ? 2048
+            : leaf.keyType === 'EC'
+              ? 224
+              : 0;
+      if (leaf !== undefined && leaf.keyBits > 0 && leaf.keyBits < min) {
+        failures.push('certificate-weak');
+        shorts.push(`certificate key ${leaf.keyType}-${leaf.keyBits} too small`);
+        words.push(
+          `${who}: its certificate has a ${leaf.keyType}-${leaf.keyBits} key, too small to authenticate (cert-weak-key)`,
+        );
+      }
     }
   }
 

@@ -3,19 +3,27 @@
  * order of levels is critical"). Code asks the predicates below instead of comparing names, so a
  * new level only needs a rank here.
  *
- * Ranks leave gaps for issue 5: `dane` (30) and `mta-sts` (40) sit between encrypt and verify
- * (Postfix: ENCRYPT < FPRINT < HALF_DANE < DANE < DANE_ONLY < VERIFY), `dane-only` (45).
+ * `dane` and `dane-only` sit between encrypt and verify as in Postfix (ENCRYPT < FPRINT <
+ * HALF_DANE < DANE < DANE_ONLY < VERIFY). As a table entry they ask for DANE (RFC 7672); the
+ * resolver (policy/resolve.ts) turns them into what applies to one MX host: `dane` when secure
+ * usable TLSA records exist (TLS required, authenticated by TLSA), else `may` (for `dane`) or a
+ * deferral (for `dane-only`). MTA-STS (RFC 8461) is not a level: it raises a level to `verify`.
  */
 import { UsageError } from '../core/errors.ts';
 
-/** Levels implemented today, weakest first. */
-export const TLS_LEVELS = ['none', 'may', 'encrypt', 'verify', 'secure'] as const;
+/** All levels, weakest first. */
+export const TLS_LEVELS = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'verify', 'secure'] as const;
 export type TlsLevel = (typeof TLS_LEVELS)[number];
 
-/** Levels reserved for DANE (RFC 7672) and MTA-STS (RFC 8461); accepted by nothing yet. */
-export const RESERVED_LEVELS = ['dane', 'dane-only', 'mta-sts'] as const;
-
-const RANK: Readonly<Record<TlsLevel, number>> = { none: 0, may: 10, encrypt: 20, verify: 50, secure: 60 };
+const RANK: Readonly<Record<TlsLevel, number>> = {
+  none: 0,
+  may: 10,
+  encrypt: 20,
+  dane: 30,
+  'dane-only': 45,
+  verify: 50,
+  secure: 60,
+};
 
 /** Numeric rank of a level (higher = stricter). */
 export function levelRank(level: TlsLevel): number {
@@ -50,17 +58,24 @@ export function requiresAuth(level: TlsLevel): boolean {
   return RANK[level] >= RANK.verify;
 }
 
-/** Is `s` an implemented level name? */
+/** A table level that asks for DANE lookups (RFC 7672). */
+export function wantsDane(level: TlsLevel): boolean {
+  return level === 'dane' || level === 'dane-only';
+}
+
+/** Is `s` a level name? */
 export function isTlsLevel(s: string): s is TlsLevel {
   return (TLS_LEVELS as readonly string[]).includes(s);
 }
 
-/** Parse a level from config; reserved (issue 5) and unknown names are a UsageError. */
+/** Parse a level from config; unknown names are a UsageError. */
 export function parseLevel(s: string): TlsLevel {
   const v = s.trim().toLowerCase();
   if (isTlsLevel(v)) return v;
-  if ((RESERVED_LEVELS as readonly string[]).includes(v)) {
-    throw new UsageError(`TLS level '${s}' is not implemented yet`, { hint: `use one of ${TLS_LEVELS.join(', ')}` });
+  if (v === 'mta-sts') {
+    throw new UsageError(`'mta-sts' is not a level: MTA-STS applies by itself to domains that publish a policy`, {
+      hint: `set mtaSts.enabled in the config; levels are ${TLS_LEVELS.join(', ')}`,
+    });
   }
   throw new UsageError(`unknown TLS level '${s}'`, { hint: `use one of ${TLS_LEVELS.join(', ')}` });
 }

@@ -12,7 +12,11 @@
  *   sts-ext-value   = 1*(%x21-3A / %x3C / %x3E-7E)
  */
 
-export type StsRecordResult = { ok: true; id: string } | { ok: false; reason: string };
+/**
+ * `absent` is set when the RRset holds no v=STSv1 record at all, which is "no MTA-STS" rather than a
+ * broken record (RFC 8461 §3.1); the cache reports the two differently.
+ */
+export type StsRecordResult = { ok: true; id: string } | { ok: false; reason: string; absent?: true };
 
 const VERSION = 'v=STSv1';
 const ID_RE = /^[A-Za-z0-9]{1,32}$/;
@@ -68,14 +72,14 @@ function truncate(s: string): string {
  * domain has no usable MTA-STS policy. Never throws.
  */
 export function parseStsRecord(txtStrings: string[][]): StsRecordResult {
-  if (!Array.isArray(txtStrings)) return { ok: false, reason: 'no TXT records' };
+  if (!Array.isArray(txtStrings)) return { ok: false, reason: 'no TXT records', absent: true };
   const candidates: string[] = [];
   for (const rec of txtStrings) {
     if (!Array.isArray(rec)) continue;
     const text = rec.filter((s) => typeof s === 'string').join('');
     if (isStsCandidate(text)) candidates.push(text);
   }
-  if (candidates.length === 0) return { ok: false, reason: 'no v=STSv1 record' };
+  if (candidates.length === 0) return { ok: false, reason: 'no v=STSv1 record', absent: true };
   if (candidates.length > 1) return { ok: false, reason: `${candidates.length} v=STSv1 records (exactly one allowed)` };
   return parseOne(candidates[0] ?? '');
 }

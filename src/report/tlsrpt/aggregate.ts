@@ -128,6 +128,75 @@ interface PolicyBucket {
   failures: Map<string, { detail: Omit<TlsRptFailureDetailJson, 'failed-session-count'>; count: number }>;
 }
 
+/**
+ * The normalised identity of a session's (UTC day, policy domain, applied policy) bucket. Shared by
+ * {@link TlsRptAggregator} and the durable store (store.ts) so both group sessions identically.
+ */
+export interface TlsRptBucketKey {
+  /** UTC day, YYYY-MM-DD. */
+  day: string;
+  /** Lower case, no trailing dot. */
+  policyDomain: string;
+  /** Identity of the applied policy within the day and domain. */
+  policyKey: string;
+  /** A copy of the applied policy. */
+  policy: TlsRptPolicy;
+}
+
+/** Validates a session and derives its bucket; `now` supplies the day when `session.day` is absent. */
+export function tlsRptBucketKey(session: TlsRptSession, now: () => Date): TlsRptBucketKey {
+  const policyDomain = normalizeDomain(session.policyDomain);
+  if (policyDomain === '') throw new PosternError('tlsrpt-policy-domain', 'empty TLS-RPT policy domain');
+  if (!(POLICY_TYPES as readonly string[]).includes(session.policy.type)) {
+    throw new PosternError('tlsrpt-policy-type', `unknown TLS-RPT policy-type "${String(session.policy.type)}"`);
+  }
+  const day = dayKey(session.day ?? now());
+  // A policy change during the day (e.g. a new MTA-STS policy id) yields a separate policies[]
+  // entry, because each entry describes one applied policy (RFC 8460 §4.3).
+  const policyKey = JSON.stringify([session.policy.type, session.policy.strings, session.policy.mxHost ?? null]);
+  const policy: TlsRptPolicy = { type: session.policy.type, strings: [...session.policy.strings] };
+  if (session.policy.mxHost !== undefined) policy.mxHost = session.policy.mxHost;
+  return { day, policyDomain, policyKey, policy };
+}
+
+/** A failure's RFC 8460 §4.4 detail (without its count) and the key under which identical ones merge. */
+export interface TlsRptFailureKey {
+  key: string;
+  detail: Omit<TlsRptFailureDetailJson, 'failed-session-count'>;
+}
+
+/** Validates a failure's result type and derives its merge key (RFC 8460 §4.4 failure-details). */
+export function tlsRptFailureKey(failure: TlsRptFailure): TlsRptFailureKey {
+  if (!(RESULT_TYPES as readonly string[]).includes(failure.resultType)) {
+    throw new PosternError('tlsrpt-result-type', `unknown TLS-RPT result-type "${String(failure.resultType)}"`);
+  }
+  const detail: Omit<TlsRptFailureDetailJson, 'failed-session-count'> = {
+    'result-type': failure.resultType,
+    'sending-mta-ip': failure.sendingMtaIp,
+    'receiving-mx-hostname': normalizeDomain(failure.receivingMxHostname),
+  };
+  if (failure.receivingMxHelo !== undefined) detail['receiving-mx-helo'] = failure.receivingMxHelo;
+  if (failure.receivingIp !== undefined) detail['receiving-ip'] = failure.receivingIp;
+  if (failure.additionalInformation !== undefined) detail['additional-information'] = failure.additionalInformation;
+  if (failure.failureReasonCode !== undefined) detail['failure-reason-code'] = failure.failureReasonCode;
+  const key = JSON.stringify([
+    detail['result-type'],
+    detail['sending-mta-ip'],
+    detail['receiving-mx-hostname'],
+    detail['receiving-mx-helo'] ?? null,
+    detail['receiving-ip'] ?? null,
+    detail['additional-information'] ?? null,
+    detail['failure-reason-code'] ?? null,
+  ]);
+  return { key, detail };
+}
+
+function checkCount(count: number, min: number): void {
+  if (!Number.isSafeInteger(count) || count < min) {
+    throw new PosternError('tlsrpt-count', `TLS-RPT session count must be an integer >= ${min}, got ${count}`);
+  }
+}
+
 /** Aggregates TLS session outcomes by (UTC day, policy domain, applied policy). */
 export class TlsRptAggregator {
   readonly #now: () => Date;
@@ -138,43 +207,33 @@ export class TlsRptAggregator {
     this.#now = options.now ?? (() => new Date());
   }
 
-  /** Count one session that negotiated TLS and satisfied the applied policy. */
-  recordSuccess(session: TlsRptSession): void {
-    this.#bucket(session).success += 1;
+  /**
+   * Count one session that negotiated TLS and satisfied the applied policy. `count` adds several at
+   * once (the durable store replays its totals this way); 0 only registers the applied policy.
+   */
+  recordSuccess(session: TlsRptSession, count = 1): void {
+    checkCount(count, 0);
+    this.#bucket(session).success += count;
   }
 
-  /** Count one failed session; identical details are merged into one failed-session-count. */
-  recordFailure(failure: TlsRptFailure): void {
-    if (!(RESULT_TYPES as readonly string[]).includes(failure.resultType)) {
-      throw new PosternError('tlsrpt-result-type', `unknown TLS-RPT result-type "${String(failure.resultType)}"`);
-    }
+  /** Count one failed session (or `count` of them); identical details merge into one failed-session-count. */
+  recordFailure(failure: TlsRptFailure, count = 1): void {
+    checkCount(count, 1);
+    const { key, detail } = tlsRptFailureKey(failure);
     const bucket = this.#bucket(failure);
-    const detail: Omit<TlsRptFailureDetailJson, 'failed-session-count'> = {
-      'result-type': failure.resultType,
-      'sending-mta-ip': failure.sendingMtaIp,
-      'receiving-mx-hostname': normalizeDomain(failure.receivingMxHostname),
-    };
-    if (failure.receivingMxHelo !== undefined) detail['receiving-mx-helo'] = failure.receivingMxHelo;
-    if (failure.receivingIp !== undefined) detail['receiving-ip'] = failure.receivingIp;
-    if (failure.additionalInformation !== undefined) detail['additional-information'] = failure.additionalInformation;
-    if (failure.failureReasonCode !== undefined) detail['failure-reason-code'] = failure.failureReasonCode;
-    const key = JSON.stringify([
-      detail['result-type'],
-      detail['sending-mta-ip'],
-      detail['receiving-mx-hostname'],
-      detail['receiving-mx-helo'] ?? null,
-      detail['receiving-ip'] ?? null,
-      detail['additional-information'] ?? null,
-      detail['failure-reason-code'] ?? null,
-    ]);
     const existing = bucket.failures.get(key);
-    if (existing) existing.count += 1;
-    else bucket.failures.set(key, { detail, count: 1 });
+    if (existing) existing.count += count;
+    else bucket.failures.set(key, { detail, count });
   }
 
   /** Policy domains with data for the UTC day containing `day`, sorted. */
   domains(day: Date): string[] {
     return [...(this.#days.get(dayKey(day))?.keys() ?? [])].sort();
+  }
+
+  /** UTC days (YYYY-MM-DD) with data, sorted. */
+  days(): string[] {
+    return [...this.#days.keys()].sort();
   }
 
   /** One report per policy domain for the UTC day containing `day`, sorted by policy domain. */
@@ -227,26 +286,14 @@ export class TlsRptAggregator {
   }
 
   #bucket(session: TlsRptSession): PolicyBucket {
-    const domain = normalizeDomain(session.policyDomain);
-    if (domain === '') throw new PosternError('tlsrpt-policy-domain', 'empty TLS-RPT policy domain');
-    if (!(POLICY_TYPES as readonly string[]).includes(session.policy.type)) {
-      throw new PosternError('tlsrpt-policy-type', `unknown TLS-RPT policy-type "${String(session.policy.type)}"`);
-    }
-    const key = dayKey(session.day ?? this.#now());
-    let byDomain = this.#days.get(key);
-    if (!byDomain) this.#days.set(key, (byDomain = new Map()));
-    let buckets = byDomain.get(domain);
-    if (!buckets) byDomain.set(domain, (buckets = new Map()));
-    // A policy change during the day (e.g. a new MTA-STS policy id) yields a separate policies[]
-    // entry, because each entry describes one applied policy (RFC 8460 §4.3).
-    const policyKey = JSON.stringify([session.policy.type, session.policy.strings, session.policy.mxHost ?? null]);
+    const { day, policyDomain, policyKey, policy } = tlsRptBucketKey(session, this.#now);
+    let byDomain = this.#days.get(day);
+    if (!byDomain) this.#days.set(day, (byDomain = new Map()));
+    let buckets = byDomain.get(policyDomain);
+    if (!buckets) byDomain.set(policyDomain, (buckets = new Map()));
     let bucket = buckets.get(policyKey);
     if (!bucket) {
-      bucket = {
-        policy: { ...session.policy, strings: [...session.policy.strings] },
-        success: 0,
-        failures: new Map(),
-      };
+      bucket = { policy, success: 0, failures: new Map() };
       buckets.set(policyKey, bucket);
     }
     return bucket;
@@ -261,4 +308,9 @@ function normalizeDomain(d: string): string {
 function dayKey(d: Date): string {
   if (Number.isNaN(d.getTime())) throw new PosternError('tlsrpt-day', 'invalid date for TLS-RPT day');
   return d.toISOString().slice(0, 10);
+}
+
+/** The UTC calendar day (YYYY-MM-DD) a TLS-RPT report for `d` covers (RFC 8460 §4.1: whole UTC days). */
+export function tlsRptDay(d: Date): string {
+  return dayKey(d);
 }

@@ -72,7 +72,16 @@ export interface SmtpConnectOptions {
 /** TLS settings for STARTTLS (a subset of the engine's HandshakeOptions). */
 export type StartTlsClientOptions = Pick<
   HandshakeOptions,
-  'servername' | 'minVersion' | 'maxVersion' | 'ciphers' | 'ciphersuites' | 'groups' | 'sigalgs' | 'ca' | 'minDHSize'
+  | 'servername'
+  | 'minVersion'
+  | 'maxVersion'
+  | 'ciphers'
+  | 'ciphersuites'
+  | 'groups'
+  | 'sigalgs'
+  | 'ca'
+  | 'minDHSize'
+  | 'captureChain'
 >;
 
 /** A reply, flattened for storage and logs. */
@@ -193,6 +202,7 @@ export class SmtpClient {
   #closed = false;
   #busy = false;
   #greeting = '';
+  #ehloName: string | null = null;
   #ext: Map<string, string> = new Map();
   #esmtp = false;
   #tls: NegotiatedSession | null = null;
@@ -247,6 +257,16 @@ export class SmtpClient {
     return this.#esmtp;
   }
   /** The TLS session, once STARTTLS completed. */
+  /** Our end of the connection (TLS-RPT `sending-mta-ip`, RFC 8460 §4.4). */
+  get localAddress(): string | null {
+    return this.#socket.localAddress ?? null;
+  }
+
+  /** The name the server gave in its EHLO reply (TLS-RPT `receiving-mx-helo`), or null. */
+  get ehloName(): string | null {
+    return this.#ehloName;
+  }
+
   get tls(): NegotiatedSession | null {
     return this.#tls;
   }
@@ -337,6 +357,8 @@ export class SmtpClient {
         const e = await smtpReply(r, this.#step(t));
         if (e.code === 250) {
           this.#ext = parseEhlo(e.lines);
+          // RFC 5321 §4.1.1.1: the first line is "<domain> [greeting]"; bounded for logs.
+          this.#ehloName = (e.lines[0] ?? '').split(' ')[0]?.slice(0, 255) || null;
           this.#esmtp = true;
           return;
         }
@@ -410,8 +432,9 @@ export class SmtpClient {
         host: this.address,
         port: this.port,
         timeoutMs: this.timeouts.tlsMs,
-        // Bulk delivery: no JS stream hop to recover the exact sent chain; node's issuer walk suffices.
-        captureChain: false,
+        // Bulk delivery: no JS stream hop to recover the exact sent chain; node's issuer walk
+        // suffices for PKIX. DANE-TA asks for the chain as sent (RFC 7672 §3.1.2).
+        captureChain: opts.captureChain ?? false,
       };
       if (this.#signal !== undefined) hs.signal = this.#signal;
       const { session, tlsSocket } = await tlsHandshake(hs);

@@ -5,8 +5,9 @@
  * all of IPv4 and IPv6 as a second guard (this machine has no outside network, and the tests must
  * not try). Runs in the foreground (`-d`), so stop() kills exactly the PID we spawned.
  *
- * Extensible for DNSSEC later: `serverLines` go into the `server:` clause verbatim (trust anchors,
- * `module-config: "validator iterator"`, `auth-zone:` clauses for signed zone files go in `extraClauses`).
+ * For DNSSEC (test/integration/peers/dnssec.ts): `moduleConfig` turns the validator on, `queryOnly`
+ * lets it query exactly one loopback address (a stub zone's authoritative server) and nothing else,
+ * `serverLines` carry trust anchors verbatim and `extraClauses` the `stub-zone:` blocks.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -35,6 +36,13 @@ export interface UnboundOptions {
   extraClauses?: string[];
   /** Loopback address to listen on (default 127.0.0.1). */
   host?: string;
+  /** `module-config` value (default 'iterator'; 'validator iterator' validates DNSSEC). */
+  moduleConfig?: string;
+  /**
+   * The one loopback IPv4 address Unbound may send queries to (for `stub-zone:` servers). Default:
+   * none at all. Every other IPv4 and IPv6 address stays in `do-not-query-address`.
+   */
+  queryOnly?: string;
 }
 
 export interface UnboundInstance {
@@ -56,10 +64,44 @@ function quote(s: string): string {
   return s.includes('"') ? `'${s}'` : `"${s}"`;
 }
 
+/**
+ * CIDR blocks covering all of IPv4 except `addr`/32: for each bit, the prefix of `addr` up to that
+ * bit with the bit flipped. `do-not-query-address` has no "except", so the complement is listed.
+ */
+export function ipv4ComplementOf(addr: string): string[] {
+  const parts = addr.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new PosternError('peer-bad-config', `not an IPv4 address: ${addr}`);
+  }
+  const n = parts.reduce((acc, p) => acc * 256 + p, 0);
+  const out: string[] = [];
+  for (let len = 1; len <= 32; len++) {
+    const bit = 2 ** (32 - len);
+    const flipped = Math.floor(n / bit) % 2 === 0 ? n + bit : n - bit;
+    const net = Math.floor(flipped / bit) * bit;
+    const dotted = [24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join('.');
+    out.push(`${dotted}/${len}`);
+  }
+  return out;
+}
+
 /** Starts Unbound on host:<free port> (UDP and TCP) and resolves once it answers on TCP. */
 export async function startUnbound(opts: UnboundOptions): Promise<UnboundInstance> {
   const host = opts.host ?? '127.0.0.1';
   assertLoopback(host);
+  if (opts.queryOnly !== undefined) {
+    assertLoopback(opts.queryOnly);
+    if (opts.queryOnly.includes(':')) throw new PosternError('peer-bad-config', 'queryOnly must be IPv4');
+  }
+  // Never send a query anywhere: no upstream exists for these tests. With `queryOnly`, exactly
+  // that one loopback address is reachable (`do-not-query-localhost: no` lifts the 127/8 block).
+  const noQuery =
+    opts.queryOnly === undefined
+      ? ['  do-not-query-localhost: yes', '  do-not-query-address: 0.0.0.0/0']
+      : [
+          '  do-not-query-localhost: no',
+          ...ipv4ComplementOf(opts.queryOnly).map((c) => `  do-not-query-address: ${c}`),
+        ];
   // Quote every value before anything is created, so a bad value leaves nothing behind.
   const zoneLines = [
     ...(opts.localZones ?? []).map((z) => `  local-zone: ${quote(z.name)} ${z.type}`),
@@ -85,12 +127,10 @@ export async function startUnbound(opts: UnboundOptions): Promise<UnboundInstanc
     '  do-tcp: yes',
     '  access-control: 127.0.0.0/8 allow',
     '  access-control: ::1 allow',
-    // Never send a query anywhere: no upstream exists for these tests.
-    '  do-not-query-localhost: yes',
-    '  do-not-query-address: 0.0.0.0/0',
+    ...noQuery,
     '  do-not-query-address: ::/0',
     '  num-threads: 1',
-    '  module-config: "iterator"',
+    `  module-config: ${quote(opts.moduleConfig ?? 'iterator')}`,
     '  local-zone: "." static',
     ...zoneLines,
     ...(opts.serverLines ?? []).map((l) => `  ${l}`),

@@ -149,7 +149,7 @@ describe('loadConfig: errors name file, line, column and key', () => {
     assert.match(lines[2] ?? '', /^postern\.yaml:9:19: limits\.maxMessageSize: expected a size such as '25MB'/);
     assert.equal(
       lines[3],
-      "postern.yaml:11:21: policy.default.level: expected one of none, may, encrypt, verify, secure, got 'verfy'",
+      "postern.yaml:11:21: policy.default.level: expected one of none, may, encrypt, dane, dane-only, verify, secure, got 'verfy'",
     );
   });
 

@@ -10,11 +10,12 @@ import {
   parseLevel,
   requiresAuth,
   requiresTls,
+  wantsDane,
 } from '../../../src/policy/levels.ts';
 import { UsageError } from '../../../src/core/errors.ts';
 
 describe('policy levels', () => {
-  it('are strictly ordered none < may < encrypt < verify < secure', () => {
+  it('are strictly ordered none < may < encrypt < dane < dane-only < verify < secure (Postfix order)', () => {
     for (let i = 1; i < TLS_LEVELS.length; i++) {
       const a = TLS_LEVELS[i - 1];
       const b = TLS_LEVELS[i];
@@ -24,8 +25,7 @@ describe('policy levels', () => {
       assert.ok(atLeast(b, a));
       assert.ok(!atLeast(a, b));
     }
-    // Room for issue 5 (dane, mta-sts) between encrypt and verify.
-    assert.ok(levelRank('verify') - levelRank('encrypt') > 2);
+    assert.deepEqual([...TLS_LEVELS], ['none', 'may', 'encrypt', 'dane', 'dane-only', 'verify', 'secure']);
   });
 
   it('predicates match Postfix TLS_REQUIRED / TLS_MUST_MATCH', () => {
@@ -33,6 +33,10 @@ describe('policy levels', () => {
       none: [false, false, false],
       may: [true, false, false],
       encrypt: [true, true, false],
+      // As an effective level `dane` means "TLSA records apply": TLS required, authenticated by
+      // TLSA rather than PKIX, so requiresAuth (the PKIX predicate) stays false.
+      dane: [true, true, false],
+      'dane-only': [true, true, false],
       verify: [true, true, true],
       secure: [true, true, true],
     } as const;
@@ -41,15 +45,16 @@ describe('policy levels', () => {
     }
   });
 
-  it('parses names case-insensitively and refuses reserved and unknown ones', () => {
+  it('parses names case-insensitively; mta-sts is not a level and unknown names are refused', () => {
     assert.equal(parseLevel(' Verify '), 'verify');
+    assert.equal(parseLevel('DANE-only'), 'dane-only');
     assert.ok(isTlsLevel('secure'));
-    assert.ok(!isTlsLevel('dane'));
+    assert.ok(isTlsLevel('dane'));
+    assert.ok(wantsDane('dane') && wantsDane('dane-only') && !wantsDane('verify'));
     assert.throws(
-      () => parseLevel('dane'),
-      (e) => e instanceof UsageError && /not implemented/.test(e.message),
+      () => parseLevel('mta-sts'),
+      (e) => e instanceof UsageError && /not a level/.test(e.message),
     );
-    assert.throws(() => parseLevel('mta-sts'), UsageError);
     assert.throws(
       () => parseLevel('strict'),
       (e) => e instanceof UsageError && /unknown TLS level/.test(e.message),
