@@ -17,7 +17,7 @@ import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.ts';
 import type { GatewayConfig } from '../../src/config/schema.ts';
 import { startGateway } from '../../src/gateway/gateway.ts';
-import type { Gateway } from '../../src/gateway/gateway.ts';
+import type { Gateway, GatewayOptions } from '../../src/gateway/gateway.ts';
 import { addUser } from '../../src/gateway/users.ts';
 import { freePort } from '../integration/peers/ports.ts';
 
@@ -51,6 +51,10 @@ export interface TestGatewayOptions {
   limits?: Record<string, unknown>;
   /** Queue manager poll interval (ms). */
   pollMs?: number;
+  /** Extra top-level config sections (e.g. dns, mtaSts, tlsrpt), written to YAML over the defaults. */
+  extraConfig?: Record<string, unknown>;
+  /** Extra gateway options (connectOverride, now, ca, …). */
+  options?: Partial<GatewayOptions>;
 }
 
 export interface TestGateway {
@@ -110,6 +114,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
       limits: o.limits ?? {},
       admin: { address: '127.0.0.1', port: adminPort },
       log: { level: 'debug' },
+      ...(o.extraConfig ?? {}),
     };
     const configPath = join(dir, 'postern.yaml');
     await writeFile(configPath, stringify(doc));
@@ -130,7 +135,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
       },
     });
     const log = pino({ level: 'debug' }, sink);
-    const gw = await startGateway(config, { log, pollMs: o.pollMs ?? 200, concurrency: 4 });
+    const gw = await startGateway(config, { log, pollMs: o.pollMs ?? 200, concurrency: 4, ...(o.options ?? {}) });
     const port: Record<string, number> = {};
     for (const l of gw.listeners) port[l.name] = l.port;
     let closed = false;
