@@ -138,6 +138,21 @@ export function buildProgram(out: { exitCode: number }): Command {
       out.exitCode = await policyCheckCommand(domain, opts);
     });
 
+  program
+    .command('tlsrpt')
+    .description('TLS reporting (RFC 8460): the reports the gateway will send')
+    .command('show')
+    .description('what will be sent: per policy domain and UTC day, successes and failures by result type')
+    .option('-c, --config <file>', 'YAML config (tlsrpt.store, organization, contact)')
+    .option('--state-dir <dir>', 'state dir of the embedded default (reads <dir>/tlsrpt.sqlite)', 'var')
+    .option('--day <YYYY-MM-DD>', 'that UTC day, whatever its delivery state (default: every day not yet sent)')
+    .option('--domain <domain>', 'only this policy domain')
+    .option('--json', 'print the RFC 8460 report JSON (an array, one per policy domain and UTC day)')
+    .action(async (opts) => {
+      const { tlsrptShowCommand } = await import('./commands/tlsrpt.ts');
+      out.exitCode = await tlsrptShowCommand(opts);
+    });
+
   registerUserCommands(program);
   return program;
 }

@@ -33,6 +33,9 @@ import { analyzeChain } from '../tls/cert/chain.ts';
 import type { ChainReport } from '../tls/cert/chain.ts';
 import type { NegotiatedSession } from '../tls/session.ts';
 
+/** `arrival.listener` of the gateway's own TLS-RPT report mail (RFC 8460 §3). */
+export const TLSRPT_LISTENER = 'tlsrpt';
+
 /** What an MTA-STS source (src/policy/mta-sts/cache.ts StsPolicyCache) answers; structural. */
 export interface StsView {
   state: 'policy' | 'none' | 'error';
@@ -880,10 +883,17 @@ export async function deliverMessage(
   try {
     await Promise.all(
       [...byDomain].map(async ([domain, pending]) => {
+        // RFC 8460 §3 / RFC 8689 §5: a TLS-RPT report says TLS failed, so it must be able to get
+        // through anyway (`TLS-Required: No`): opportunistic TLS, no DANE/MTA-STS, not counted.
+        const report = msg.envelope.arrival.listener === TLSRPT_LISTENER;
+        const table = deps.policy.lookup(domain);
         const ctx: Ctx = {
-          deps,
+          deps: report ? { ...deps, tlsrpt: undefined, sts: undefined } : deps,
           domain,
-          policy: deps.policy.lookup(domain),
+          policy:
+            report && table.level !== 'none'
+              ? { level: 'may', profile: null, matched: 'TLS-Required: No (TLS-RPT report, RFC 8460 §3)' }
+              : table,
           msgId: msg.id,
           sts: null,
           stsRechecked: false,

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { PosternError } from '../core/errors.ts';
+import { TLSRPT_LISTENER } from '../delivery/deliver.ts';
 import type { DeliveryDeps } from '../delivery/deliver.ts';
 import { createDnssecResolver } from '../dns/dnssec.ts';
 import { createDnsClient } from '../dns/resolver.ts';
@@ -265,7 +266,7 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
                 dsnRet: 'HDRS',
                 dsnEnvid: null,
                 arrival: {
-                  listener: 'tlsrpt',
+                  listener: TLSRPT_LISTENER,
                   clientAddress: '127.0.0.1',
                   clientHelo: null,
                   authUser: null,

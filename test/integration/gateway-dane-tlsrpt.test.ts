@@ -4,7 +4,8 @@
  * certificate is issued by a private CA published as DANE-TA `2 1 1` — no CA is configured in
  * postern, so only the TLSA record can authenticate it. Then the clock moves to the next UTC day,
  * the gateway's maintenance run finds `_smtp._tls.peer.test` and mails the RFC 8460 report to its
- * `rua`, which (via DANE again) lands in Postfix's Maildir, where the test takes it apart.
+ * `rua`, which lands in Postfix's Maildir (sent `TLS-Required: No`, RFC 8460 §3: opportunistic
+ * TLS, not itself counted), where the test takes it apart.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -166,6 +167,17 @@ describe('gateway: DANE-TA to Postfix and the TLS-RPT report by mail', { skip },
     assert.match(report.policies[0]?.policy['policy-string'][0] ?? '', /^2 1 1 [0-9a-f]{64}$/);
     assert.equal(report.policies[0]?.summary['total-successful-session-count'], 1);
     assert.equal(report.policies[0]?.summary['total-failure-session-count'], 0);
+    assert.match(mail, /^TLS-Required: No/m);
+    const reportAttempt = g.logs.find(
+      (l) => l.event === 'delivery.attempt' && String(l.matched).startsWith('TLS-Required: No'),
+    );
+    assert.ok(reportAttempt, 'the report went out under TLS-Required: No');
+    // ... and was not counted as a session of its own (RFC 8460 §3).
+    const [next] = store.reports({
+      report: { organizationName: 'x', contactInfo: 'y', reportIdPrefix: 'z' },
+      day: clock.toISOString().slice(0, 10),
+    });
+    assert.equal(next, undefined);
     // Sent once: another maintenance run does not send it again.
     await g.gw.maintenance();
     const again = (await maildirFiles()).length;

@@ -1,14 +1,19 @@
 /**
- * `postern tlsrpt show`: what the gateway will send as TLS-RPT reports (RFC 8460), read from
- * `<stateDir>/tlsrpt.sqlite` without writing to it, so it is safe beside a running `serve`.
+ * `postern tlsrpt show`: what the gateway will send as TLS-RPT reports (RFC 8460), read from its
+ * store (`tlsrpt.store` of --config, else `<stateDir>/tlsrpt.sqlite`) without writing to it, so it
+ * is safe beside a running `serve`. The report metadata comes from the same config the gateway
+ * uses, so `--json` prints exactly what it will send.
  */
 import { existsSync } from 'node:fs';
 import { UsageError } from '../../core/errors.ts';
 import type { TlsRptReport, TlsRptReportOptions } from '../../report/tlsrpt/aggregate.ts';
-import { isTlsRptDay, TlsRptStore, tlsRptStorePath, type TlsRptDeliveryStatus } from '../../report/tlsrpt/store.ts';
+import { isTlsRptDay, TlsRptStore, type TlsRptDeliveryStatus } from '../../report/tlsrpt/store.ts';
 
 export interface TlsRptShowOptions {
+  /** State dir of the embedded default (ignored with `config`). */
   stateDir: string;
+  /** YAML gateway config: its `tlsrpt.store`, organisation and contact are used. */
+  config?: string;
   json?: boolean;
   /** YYYY-MM-DD: that UTC day, whatever its delivery state. Default: every day not yet sent. */
   day?: string;
@@ -20,31 +25,51 @@ export interface TlsRptShowOptions {
 export interface TlsRptShowDeps {
   stdout?: { write(s: string): unknown };
   now?: () => Date;
-  /** The report metadata; default from the host name, as the gateway's default ({@link defaultTlsRptReportOptions}). */
+  /** Store path and report metadata; default: from `config`, else the embedded default for `stateDir`. */
   report?: TlsRptReportOptions;
+  storePath?: string;
 }
 
-/** The report metadata used when the config gives none: organisation and contact from the host name. */
-export function defaultTlsRptReportOptions(hostname: string): TlsRptReportOptions {
-  return { organizationName: hostname, contactInfo: `postmaster@${hostname}`, reportIdPrefix: `${hostname}_` };
+/**
+ * The report metadata the gateway sends with (src/gateway/gateway.ts): organisation and contact
+ * from `tlsrpt`, report-id prefixed with the host name.
+ */
+export function tlsRptReportOptionsFromConfig(config: {
+  hostname: string;
+  tlsrpt: { organization: string; contact: string };
+}): TlsRptReportOptions {
+  return {
+    organizationName: config.tlsrpt.organization,
+    contactInfo: config.tlsrpt.contact,
+    reportIdPrefix: `${config.hostname}_`,
+  };
 }
 
-/** `postern tlsrpt show [--state-dir DIR] [--json] [--day YYYY-MM-DD] [--domain D]`; returns the exit code. */
+async function resolveTarget(opts: TlsRptShowOptions, deps: TlsRptShowDeps): Promise<[string, TlsRptReportOptions]> {
+  if (deps.report !== undefined && deps.storePath !== undefined) return [deps.storePath, deps.report];
+  let config: { hostname: string; tlsrpt: { store: string; organization: string; contact: string } };
+  if (opts.config !== undefined) {
+    const { loadConfig } = await import('../../config/load.ts');
+    config = await loadConfig(opts.config);
+  } else {
+    // embeddedDefaults, not loadEmbeddedConfig: reading reports must not generate a certificate.
+    const { embeddedDefaults } = await import('../../config/defaults.ts');
+    config = embeddedDefaults(opts.stateDir);
+  }
+  return [deps.storePath ?? config.tlsrpt.store, deps.report ?? tlsRptReportOptionsFromConfig(config)];
+}
+
+/** `postern tlsrpt show [-c FILE | --state-dir DIR] [--json] [--day YYYY-MM-DD] [--domain D]`; returns the exit code. */
 export async function tlsrptShowCommand(opts: TlsRptShowOptions, deps: TlsRptShowDeps = {}): Promise<number> {
   const out = deps.stdout ?? process.stdout;
   if (opts.day !== undefined && !isTlsRptDay(opts.day)) {
     throw new UsageError(`--day must be a UTC day as YYYY-MM-DD, got "${opts.day}"`, { hint: 'e.g. --day 2024-03-10' });
   }
-  const file = tlsRptStorePath(opts.stateDir);
+  const [file, report] = await resolveTarget(opts, deps);
   if (!existsSync(file)) {
     if (opts.json) out.write('[]\n');
     else out.write(`no TLS-RPT data yet (${file})\n`);
     return 0;
-  }
-  let report = deps.report;
-  if (!report) {
-    const { embeddedDefaults } = await import('../../config/defaults.ts');
-    report = defaultTlsRptReportOptions(embeddedDefaults(opts.stateDir).hostname);
   }
   const store = TlsRptStore.open(file, { readOnly: true, ...(deps.now ? { now: deps.now } : {}) });
   try {

@@ -84,3 +84,43 @@ describe('postern CLI', () => {
     assertNoStack(r.stderr);
   });
 });
+
+describe('postern tlsrpt show (process level)', () => {
+  it('prints the pending report from the state dir, as text and as RFC 8460 JSON', async () => {
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { TlsRptStore } = await import('../../../src/report/tlsrpt/store.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'postern-cli-tlsrpt-'));
+    const store = TlsRptStore.open(join(dir, 'tlsrpt.sqlite'));
+    const policy = { type: 'sts' as const, strings: ['version: STSv1', 'mode: enforce'], mxHost: '*.example.org' };
+    store.recordSuccess({ policyDomain: 'example.org', policy });
+    store.recordFailure({
+      policyDomain: 'example.org',
+      policy,
+      resultType: 'certificate-host-mismatch',
+      sendingMtaIp: '192.0.2.1',
+      receivingMxHostname: 'mx1.example.org',
+    });
+    store.close();
+    const text = run(['tlsrpt', 'show', '--state-dir', dir]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /example\.org/);
+    assert.match(text.stdout, /certificate-host-mismatch/);
+    const json = run(['tlsrpt', 'show', '--state-dir', dir, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const reports = JSON.parse(json.stdout) as Array<{
+      policies: Array<{ summary: Record<string, number>; 'failure-details': Array<Record<string, unknown>> }>;
+    }>;
+    assert.equal(reports.length, 1);
+    assert.deepEqual(reports[0]?.policies[0]?.summary, {
+      'total-successful-session-count': 1,
+      'total-failure-session-count': 1,
+    });
+    assert.equal(reports[0]?.policies[0]?.['failure-details'][0]?.['result-type'], 'certificate-host-mismatch');
+    const bad = run(['tlsrpt', 'show', '--state-dir', dir, '--day', 'yesterday']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^hint: /m);
+    assertNoStack(bad.stderr);
+  });
+});

@@ -1,12 +1,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../../../src/core/errors.ts';
 import type { TlsRptPolicy } from '../../../src/report/tlsrpt/aggregate.ts';
 import { TlsRptStore, tlsRptStorePath } from '../../../src/report/tlsrpt/store.ts';
-import { defaultTlsRptReportOptions, tlsrptShowCommand } from '../../../src/cli/commands/tlsrpt.ts';
+import { tlsRptReportOptionsFromConfig, tlsrptShowCommand } from '../../../src/cli/commands/tlsrpt.ts';
+import { embeddedDefaults } from '../../../src/config/defaults.ts';
 import { validateTlsRptJson } from '../report/tlsrpt/validate.ts';
 
 const OPTS = { organizationName: 'Postern Test', contactInfo: 'tlsrpt@sender.example', reportIdPrefix: 'pt-' };
@@ -112,11 +113,51 @@ describe('postern tlsrpt show', () => {
     }
   });
 
-  it('default report metadata comes from the host name', () => {
-    assert.deepEqual(defaultTlsRptReportOptions('mx.sender.example'), {
-      organizationName: 'mx.sender.example',
-      contactInfo: 'postmaster@mx.sender.example',
-      reportIdPrefix: 'mx.sender.example_',
+  it('without overrides, uses the embedded config: its store and the metadata the gateway sends with', async () => {
+    const config = embeddedDefaults(stateDir);
+    assert.equal(config.tlsrpt.store, tlsRptStorePath(stateDir));
+    const out = capture();
+    await tlsrptShowCommand({ stateDir, json: true, day: '2024-03-10', domain: 'example.net' }, { stdout: out });
+    const [r] = JSON.parse(out.text()) as Array<Record<string, unknown>>;
+    assert.equal(r?.['organization-name'], config.tlsrpt.organization);
+    assert.equal(r?.['contact-info'], config.tlsrpt.contact);
+    assert.equal(r?.['report-id'], `${config.hostname}_2024-03-10_example.net`);
+    assert.deepEqual(tlsRptReportOptionsFromConfig(config), {
+      organizationName: config.tlsrpt.organization,
+      contactInfo: config.tlsrpt.contact,
+      reportIdPrefix: `${config.hostname}_`,
     });
+  });
+
+  it('--config: reads tlsrpt.store and the organisation/contact from the YAML config', async () => {
+    const cdir = mkdtempSync(path.join(tmpdir(), 'postern-tlsrpt-conf-'));
+    try {
+      mkdirSync(path.join(cdir, 'tls'));
+      writeFileSync(path.join(cdir, 'tls', 'cert.pem'), 'not read\n');
+      writeFileSync(path.join(cdir, 'tls', 'key.pem'), 'not read\n');
+      const store = TlsRptStore.open(path.join(cdir, 'reports', 'r.sqlite'), { now: () => NOW });
+      store.recordSuccess({ policyDomain: 'conf.example', policy: STS, day: new Date('2024-03-10T10:00:00Z') });
+      store.close();
+      const file = path.join(cdir, 'postern.yaml');
+      writeFileSync(
+        file,
+        [
+          'hostname: mail.example.org',
+          'tls: { cert: tls/cert.pem, key: tls/key.pem }',
+          'listen:',
+          '  - { name: mx, address: 127.0.0.1, port: 2525, mode: starttls, role: mx }',
+          'tlsrpt: { store: reports/r.sqlite, organization: Example Org, contact: tls@example.org }',
+          '',
+        ].join('\n'),
+      );
+      const out = capture();
+      await tlsrptShowCommand({ stateDir: '/nonexistent', config: file, json: true }, { stdout: out });
+      const [r] = JSON.parse(out.text()) as Array<Record<string, unknown>>;
+      assert.equal(r?.['organization-name'], 'Example Org');
+      assert.equal(r?.['contact-info'], 'tls@example.org');
+      assert.equal(r?.['report-id'], 'mail.example.org_2024-03-10_conf.example');
+    } finally {
+      rmSync(cdir, { recursive: true, force: true });
+    }
   });
 });

@@ -76,7 +76,12 @@ describe('loadConfig: the documented example', () => {
     assert.equal(c.queue.delayWarningMs, 4 * 3_600_000);
     assert.deepEqual(c.queue.retry, { initialMs: 300_000, maxMs: 3_600_000 });
     assert.deepEqual(c.routes.get('example.net'), { host: 'mx.internal.example.net', port: 25 });
-    assert.equal(c.policy.default.level, 'may');
+    assert.equal(c.policy.default.level, 'dane');
+    assert.deepEqual(c.dns, { servers: ['127.0.0.1'], trustAd: 'loopback' });
+    assert.deepEqual(c.mtaSts, { enabled: true, cacheDir: join(c.queue.dir, 'mta-sts') });
+    assert.equal(c.tlsrpt.organization, 'Example Org');
+    assert.equal(c.tlsrpt.contact, 'mailto:postmaster@mail.example.org');
+    assert.equal(c.tlsrpt.from, `tlsrpt-noreply@${c.hostname}`);
     const bund = c.policy.domains.get('bund.example');
     assert.equal(bund?.level, 'secure');
     assert.equal(bund?.profile?.kind, 'builtin');
@@ -94,6 +99,10 @@ describe('loadConfig: the documented example', () => {
     assert.equal(c.queue.dir, join(dir, 'var', 'queue'));
     assert.equal(c.queue.backend, 'sqlite');
     assert.deepEqual(c.policy.default, { level: 'may', profile: null });
+    assert.deepEqual(c.dns.trustAd, 'loopback');
+    assert.equal(c.mtaSts.enabled, true);
+    assert.equal(c.tlsrpt.enabled, true);
+    assert.equal(c.tlsrpt.store, join(dir, 'var', 'queue', 'tlsrpt.sqlite'));
     assert.equal(c.limits.maxRecipients, 100);
     assert.equal(c.limits.maxLineLength, 1000);
     assert.equal(c.limits.dataTimeoutMs, 600_000);
