@@ -19,8 +19,8 @@ import type { PolicyEntrySpec } from '../../src/policy/table.ts';
 import { createDnsClient } from '../../src/dns/resolver.ts';
 import { createDnssecResolver } from '../../src/dns/dnssec.ts';
 import { SmtpClient } from '../../src/smtp/client/session.ts';
-import type { QueuedMessage, RecipientStatus } from '../../src/queue/types.ts';
-import type { TlsRptFailure, TlsRptSession } from '../../src/report/tlsrpt/aggregate.ts';
+import type { RecipientStatus } from '../../src/queue/types.ts';
+import { queuedMessage, RecordingTlsRptSink, TEST_TIMEOUTS } from '../helpers/queued.ts';
 import { dnssecLabAvailable, startDnssecLab } from './peers/dnssec.ts';
 import type { DnssecLab } from './peers/dnssec.ts';
 import { peerSkipReason } from './peers/require.ts';
@@ -28,45 +28,6 @@ import { peerSkipReason } from './peers/require.ts';
 const skip = peerSkipReason(dnssecLabAvailable(), 'nsd, ldnsutils and unbound (scripts/install-peers.sh)');
 
 const BODY = Buffer.from('From: <alice@sender.test>\r\nSubject: dane\r\n\r\nhello over DANE\r\n');
-
-function message(id: string, rcpt: string, requireTls = false): QueuedMessage {
-  const now = new Date().toISOString();
-  return {
-    id,
-    createdAt: now,
-    warned: false,
-    size: BODY.length,
-    envelope: {
-      mailFrom: 'alice@sender.test',
-      recipients: [{ address: rcpt, dsn: { notify: null, orcpt: null } }],
-      size: BODY.length,
-      body: '7BIT',
-      smtputf8: false,
-      requireTls,
-      dsnRet: null,
-      dsnEnvid: null,
-      arrival: {
-        listener: 'mx',
-        clientAddress: '127.0.0.1',
-        clientHelo: 'x',
-        authUser: null,
-        tls: null,
-        receivedAt: now,
-      },
-    },
-    recipients: [
-      {
-        address: rcpt,
-        state: 'queued',
-        attempts: 0,
-        lastReply: null,
-        reason: null,
-        nextAttemptAt: null,
-        updatedAt: now,
-      },
-    ],
-  };
-}
 
 let tb: Testbed;
 let lab: DnssecLab;
@@ -77,17 +38,6 @@ const tlsa311 = (der: Buffer): string =>
   createHash('sha256')
     .update(new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }))
     .digest('hex');
-
-class Sink implements TlsRptSink {
-  ok: TlsRptSession[] = [];
-  failed: TlsRptFailure[] = [];
-  recordSuccess(s: TlsRptSession): void {
-    this.ok.push(s);
-  }
-  recordFailure(f: TlsRptFailure): void {
-    this.failed.push(f);
-  }
-}
 
 before(async () => {
   if (skip) return;
@@ -165,15 +115,7 @@ function deps(level: PolicyEntrySpec['level'], sink: TlsRptSink): DeliveryDeps {
       const s = id === undefined ? undefined : servers.get(id);
       return s === undefined ? null : { address: s.address, port: s.port };
     },
-    timeouts: {
-      greetingMs: 5000,
-      tlsMs: 5000,
-      ehloMs: 5000,
-      mailMs: 5000,
-      rcptMs: 5000,
-      dataInitMs: 5000,
-      dataEndMs: 5000,
-    },
+    timeouts: TEST_TIMEOUTS,
   };
 }
 
@@ -181,12 +123,12 @@ async function send(
   domain: string,
   level: PolicyEntrySpec['level'],
   opts: { requireTls?: boolean } = {},
-): Promise<{ st: RecipientStatus; sink: Sink; received: number }> {
+): Promise<{ st: RecipientStatus; sink: RecordingTlsRptSink; received: number }> {
   const server = smtp(mxServer.get(`mx-${domain.split('.')[0]}.dane.test`) ?? 'smtp-good');
   const before = server.messageCount;
-  const sink = new Sink();
+  const sink = new RecordingTlsRptSink();
   const [st] = await deliverMessage(
-    message(`${domain}-${level}`, `bob@${domain}`, opts.requireTls),
+    queuedMessage(`${domain}-${level}`, [`bob@${domain}`], BODY, { requireTls: opts.requireTls ?? false }),
     BODY,
     deps(level, sink),
   );
@@ -285,7 +227,7 @@ describe('delivery with DANE against real DNSSEC (NSD + Unbound) and the testbed
   });
 
   it('policy check reports the DANE rule per MX without sending mail', async () => {
-    const sink = new Sink();
+    const sink = new RecordingTlsRptSink();
     const r = await policyCheck('mismatch.dane.test', deps('dane', sink));
     assert.equal(r.verdict.outcome, 'defer');
     assert.match(r.mx[0]?.rule ?? '', /\(DANE\)/);

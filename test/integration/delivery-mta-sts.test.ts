@@ -18,8 +18,8 @@ import { PolicyTable } from '../../src/policy/table.ts';
 import { createDnsClient } from '../../src/dns/resolver.ts';
 import type { DnsClient } from '../../src/dns/resolver.ts';
 import { StsPolicyCache } from '../../src/policy/mta-sts/cache.ts';
-import type { QueuedMessage, RecipientStatus } from '../../src/queue/types.ts';
-import type { TlsRptFailure, TlsRptSession } from '../../src/report/tlsrpt/aggregate.ts';
+import type { RecipientStatus } from '../../src/queue/types.ts';
+import { queuedMessage, RecordingTlsRptSink, TEST_TIMEOUTS } from '../helpers/queued.ts';
 import { policyText, startHttpsPolicyServer } from './peers/https-policy.ts';
 import type { HttpsPolicyServer } from './peers/https-policy.ts';
 import { startUnbound, unboundAvailable } from './peers/unbound.ts';
@@ -29,56 +29,6 @@ import { peerSkipReason } from './peers/require.ts';
 const skip = peerSkipReason(unboundAvailable(), 'unbound (scripts/install-peers.sh)');
 const TB = 'testbed.postern.test';
 const BODY = Buffer.from('From: <alice@sender.test>\r\nSubject: sts\r\n\r\nhello under MTA-STS\r\n');
-
-function message(id: string, rcpt: string): QueuedMessage {
-  const now = new Date().toISOString();
-  return {
-    id,
-    createdAt: now,
-    warned: false,
-    size: BODY.length,
-    envelope: {
-      mailFrom: 'alice@sender.test',
-      recipients: [{ address: rcpt, dsn: { notify: null, orcpt: null } }],
-      size: BODY.length,
-      body: '7BIT',
-      smtputf8: false,
-      requireTls: false,
-      dsnRet: null,
-      dsnEnvid: null,
-      arrival: {
-        listener: 'mx',
-        clientAddress: '127.0.0.1',
-        clientHelo: 'x',
-        authUser: null,
-        tls: null,
-        receivedAt: now,
-      },
-    },
-    recipients: [
-      {
-        address: rcpt,
-        state: 'queued',
-        attempts: 0,
-        lastReply: null,
-        reason: null,
-        nextAttemptAt: null,
-        updatedAt: now,
-      },
-    ],
-  };
-}
-
-class Sink implements TlsRptSink {
-  ok: TlsRptSession[] = [];
-  failed: TlsRptFailure[] = [];
-  recordSuccess(s: TlsRptSession): void {
-    this.ok.push(s);
-  }
-  recordFailure(f: TlsRptFailure): void {
-    this.failed.push(f);
-  }
-}
 
 let tb: Testbed;
 let web: HttpsPolicyServer;
@@ -171,25 +121,20 @@ function deps(sink: TlsRptSink, cacheDir: string): DeliveryDeps {
       const s = [...servers.values()].find((x) => x.hostname === host);
       return s === undefined ? null : { address: s.address, port: s.port };
     },
-    timeouts: {
-      greetingMs: 5000,
-      tlsMs: 5000,
-      ehloMs: 5000,
-      mailMs: 5000,
-      rcptMs: 5000,
-      dataInitMs: 5000,
-      dataEndMs: 5000,
-    },
+    timeouts: TEST_TIMEOUTS,
   };
 }
 
-async function send(name: string, cacheDir = dir): Promise<{ st: RecipientStatus; sink: Sink; received: number }> {
+async function send(
+  name: string,
+  cacheDir = dir,
+): Promise<{ st: RecipientStatus; sink: RecordingTlsRptSink; received: number }> {
   const c = CASES.find((x) => x.name === name);
   assert.ok(c !== undefined);
   const server = smtp(c.server);
   const before = server.messageCount;
-  const sink = new Sink();
-  const [st] = await deliverMessage(message(name, `bob@${name}.sts.test`), BODY, deps(sink, cacheDir));
+  const sink = new RecordingTlsRptSink();
+  const [st] = await deliverMessage(queuedMessage(name, [`bob@${name}.sts.test`], BODY), BODY, deps(sink, cacheDir));
   assert.ok(st !== undefined);
   return { st, sink, received: server.messageCount - before };
 }

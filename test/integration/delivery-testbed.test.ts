@@ -18,6 +18,7 @@ import { ConnectionPool } from '../../src/smtp/client/pool.ts';
 import { createDnsClient } from '../../src/dns/resolver.ts';
 import type { DnsClient, MxLookup } from '../../src/dns/resolver.ts';
 import type { QueuedMessage, RecipientStatus } from '../../src/queue/types.ts';
+import { TEST_TIMEOUTS } from '../helpers/queued.ts';
 
 const DOMAIN = 'dest.test';
 const BODY = Buffer.from(
@@ -168,15 +169,7 @@ function deps(policy: PolicyEntrySpec, route: Record<string, string>, extra: Par
       const s = [...servers.values()].find((x) => x.hostname === host);
       return s === undefined ? null : { address: s.address, port: s.port };
     },
-    timeouts: {
-      greetingMs: 5000,
-      tlsMs: 5000,
-      ehloMs: 5000,
-      mailMs: 5000,
-      rcptMs: 5000,
-      dataInitMs: 5000,
-      dataEndMs: 5000,
-    },
+    timeouts: TEST_TIMEOUTS,
     ...extra,
   };
 }
