@@ -55,6 +55,7 @@ export function buildProgram(out: { exitCode: number }): Command {
       'resolve through this DNS server instead of the system resolver (repeatable)',
       collect,
     )
+    .option('--trust-ad', 'trust the DNSSEC AD bit of a --dns-server that is not on loopback (DANE checks)')
     .option('--name <hostname>', 'name the certificate must match (default: the target host)')
     .option('--ca-file <path>', 'add trust anchors from a PEM file (repeatable)', collect)
     .addOption(

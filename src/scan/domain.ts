@@ -11,7 +11,11 @@ import { UsageError } from '../core/errors.ts';
 import { DnsError } from '../dns/resolver.ts';
 import type { DnsClient, SrvLookup } from '../dns/resolver.ts';
 import type { Finding, Severity } from './findings.ts';
+import type { DaneReport } from './dane.ts';
+import type { MailPolicyReport } from './mail-policy.ts';
+import type { MtaStsReport } from './mta-sts.ts';
 import type { EndpointReport } from './scan.ts';
+import type { TlsRptReport } from './tlsrpt.ts';
 import { parseTarget } from './target.ts';
 import type { ResolvedTarget, ScanTarget, Service } from './target.ts';
 
@@ -316,6 +320,12 @@ export interface DomainSummary {
   /** Address of that endpoint (an MX host may have several). */
   weakestAddress: string | null;
   findings: Finding[];
+  /** DANE per MX host (RFC 7672); present when MX hosts were checked (schema: docs/scan-schema.md). */
+  dane?: DaneReport;
+  /** MTA-STS record, policy, coverage and MX certificates (RFC 8461). */
+  mtaSts?: MtaStsReport;
+  /** TLS-RPT record (RFC 8460). */
+  tlsRpt?: TlsRptReport;
 }
 
 const SEVERITY_RANK: Record<Severity, number> = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
@@ -365,9 +375,15 @@ function label(ep: { mxHost?: string; host: string; address: string }): string {
  * Folds a domain's endpoint reports into one verdict. `reports` may come in any order; they are
  * matched to the plan's endpoints by url and address. The weakest MX decides compliance; MX
  * endpoints that differ in STARTTLS, protocol versions, suites, certificate state or compliance
- * yield `mx-inconsistent` with the differences host by host as evidence.
+ * yield `mx-inconsistent` with the differences host by host as evidence. `policies` (from
+ * checkMailPolicies) adds the DANE, MTA-STS and TLS-RPT sections and their findings, which count
+ * towards compliance like any other domain finding.
  */
-export function summarizeDomain(plan: DomainPlan, reports: EndpointReport[]): DomainSummary {
+export function summarizeDomain(
+  plan: DomainPlan,
+  reports: EndpointReport[],
+  policies: MailPolicyReport | null = null,
+): DomainSummary {
   const byKey = new Map(reports.map((r) => [`${r.url} ${r.address}`, r]));
   const matched = plan.endpoints.flatMap((ep) => {
     const r = byKey.get(`${ep.url} ${ep.address}`);
@@ -416,6 +432,8 @@ export function summarizeDomain(plan: DomainPlan, reports: EndpointReport[]): Do
     }
   }
 
+  if (policies) findings.push(...policies.findings);
+
   let weakest: { ep: DomainEndpoint; r: EndpointReport } | null = null;
   for (const m of mxPairs) {
     if (m.r.compliant) continue;
@@ -438,6 +456,7 @@ export function summarizeDomain(plan: DomainPlan, reports: EndpointReport[]): Do
     weakest: weakest?.r.url ?? null,
     weakestAddress: weakest?.r.address ?? null,
     findings,
+    ...(policies ? { dane: policies.dane, mtaSts: policies.mtaSts, tlsRpt: policies.tlsRpt } : {}),
   };
 }
 

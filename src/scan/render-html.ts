@@ -384,6 +384,135 @@ function domainsSection(domains: readonly HtmlDomainReport[], targets: readonly 
   ].join('\n');
 }
 
+function dnssecBadge(status: string | null): string {
+  if (status === null) return '<span class="muted">not looked up</span>';
+  const cls = status === 'secure' ? 'good' : status === 'insecure' ? 'muted' : 'bad';
+  return `<span class="${cls}">${e(status)}</span>`;
+}
+
+const DANE_STATE: Record<string, { text: string; cls: string }> = {
+  dane: { text: 'DANE: authenticated TLS required', cls: 'good' },
+  'encrypt-only': { text: 'TLS required, no usable record', cls: 'warn' },
+  none: { text: 'no DANE', cls: 'muted' },
+  failed: { text: 'lookup failed: senders skip or defer', cls: 'bad' },
+};
+
+function daneCard(d: NonNullable<HtmlDomainReport['dane']>): string {
+  const hosts = d.hosts.map((h) => {
+    const st = DANE_STATE[h.state] ?? { text: h.state, cls: 'muted' };
+    const records = h.records.length
+      ? `<table class="tlsa"><thead><tr><th>TLSA</th><th>Usable</th><th>Matches served</th></tr></thead><tbody>${h.records
+          .map(
+            (r) =>
+              `<tr><td class="mono fp">${e(r.record)}</td><td>${r.usable ? '<span class="good">usable</span>' : `<span class="warn" title="${e(r.unusableReason ?? '')}">unusable</span><div class="small muted">${e(r.unusableReason ?? '')}</div>`}</td><td>${r.matchesServed ? '<span title="matches a certificate the server sent">yes</span>' : '<span class="muted" title="matches no certificate the server sent">no</span>'}</td></tr>`,
+          )
+          .join('')}</tbody></table>`
+      : '<span class="muted">no TLSA records</span>';
+    const addrs = h.addresses
+      .filter((a) => a.match !== null)
+      .map(
+        (a) =>
+          `<div><span class="mono">${e(a.address)}</span> ${a.match ? `<span class="good">matches</span> <span class="mono small">${e(a.matched ?? '')}</span>` : '<span class="bad">mismatch</span>'}${a.reason ? `<div class="small muted">${e(a.reason)}</div>` : ''}</div>`,
+      )
+      .join('');
+    const rows: Array<[string, string]> = [
+      ['TLSA name', `<span class="mono">${e(h.tlsaName)}</span>`],
+      ['DNSSEC', `addresses ${dnssecBadge(h.addressStatus)} · TLSA ${dnssecBadge(h.tlsaStatus)}`],
+      [
+        'Sender',
+        `<span class="${st.cls}">${e(st.text)}</span>${h.detail ? `<div class="small">${e(h.detail)}</div>` : ''}`,
+      ],
+      ['Records', records],
+      ...(addrs ? ([['Served chain', addrs]] as Array<[string, string]>) : []),
+      ...(h.rollover
+        ? ([
+            [
+              'Rollover',
+              `${h.rollover.ready ? `<span class="good">ready (${e(h.rollover.basis ?? '')})</span>` : '<span class="warn">not ready</span>'}<div class="small muted">${e(h.rollover.reason)}</div>`,
+            ],
+          ] as Array<[string, string]>)
+        : []),
+    ];
+    return `<h4 class="mono">${e(h.mxHost)} <span class="muted small">port ${n(h.port)}</span></h4>${dl(rows)}`;
+  });
+  const head = `<p class="small">MX RRset ${dnssecBadge(d.mxStatus)}${d.validatingResolver ? '' : ' · <span class="warn">resolver not trusted to validate DNSSEC</span>'}</p>`;
+  return `<div class="card"><h3>DANE (RFC 7672)</h3>${head}${hosts.join('')}</div>`;
+}
+
+function mtaStsCard(m: NonNullable<HtmlDomainReport['mtaSts']>): string {
+  const r = m.record;
+  const recText =
+    r.found === null
+      ? `<span class="bad">lookup failed</span> ${e(r.reason ?? '')}`
+      : !r.found
+        ? '<span class="muted">no record</span>'
+        : r.valid
+          ? `<span class="good">valid</span> id <span class="mono">${e(r.id ?? '')}</span>`
+          : `<span class="bad">invalid</span>: ${e(r.reason ?? '')}`;
+  const rows: Array<[string, string]> = [['Record', `<span class="mono">${e(r.name)}</span> ${recText}`]];
+  const p = m.policy;
+  if (p) {
+    rows.push(['Policy URL', `<span class="mono fp">${e(p.url)}</span>`]);
+    if (p.valid) {
+      rows.push([
+        'Mode',
+        `<span class="${p.mode === 'enforce' ? 'good' : 'warn'}">${e(p.mode ?? '')}</span> · max_age ${e(String(p.maxAge ?? ''))} s`,
+      ]);
+      rows.push([
+        'mx patterns',
+        p.mx.map((x) => `<div class="mono">${e(x)}</div>`).join('') || '<span class="muted">none</span>',
+      ]);
+    } else
+      rows.push([
+        'Policy',
+        `<span class="bad">${e(p.resultType ?? 'invalid')}</span><div class="small">${e(p.reason ?? '')}</div>`,
+      ]);
+  }
+  if (p?.valid)
+    rows.push([
+      'MX hosts',
+      m.mx
+        .map(
+          (h) =>
+            `<div><span class="mono">${e(h.host)}</span> ${h.covered ? '<span class="good">covered</span>' : '<span class="bad">not covered</span>'}${h.addresses
+              .map(
+                (a) =>
+                  ` · <span class="mono small">${e(a.address)}</span> ${a.certValid === null ? '<span class="muted">not checked</span>' : a.certValid ? '<span class="good">certificate valid</span>' : `<span class="bad">${e(a.failure ?? 'invalid')}</span>`}`,
+              )
+              .join('')}</div>`,
+        )
+        .join(''),
+    ]);
+  return `<div class="card"><h3>MTA-STS (RFC 8461)</h3>${dl(rows)}</div>`;
+}
+
+function tlsRptCard(t: NonNullable<HtmlDomainReport['tlsRpt']>): string {
+  const text =
+    t.found === null
+      ? `<span class="bad">lookup failed</span> ${e(t.reason ?? '')}`
+      : !t.found
+        ? '<span class="muted">no record</span>'
+        : t.valid
+          ? `<span class="good">valid</span>${t.rua.map((u) => `<div class="mono fp">${e(u)}</div>`).join('')}`
+          : `<span class="bad">invalid</span>: ${e(t.reason ?? '')}`;
+  return `<div class="card"><h3>TLS-RPT (RFC 8460)</h3>${dl([['Record', `<span class="mono">${e(t.name)}</span> ${text}`]])}</div>`;
+}
+
+/** DANE, MTA-STS and TLS-RPT of one domain, when they were checked. */
+function domainPolicySection(d: HtmlDomainReport, i: number): string {
+  if (!d.dane && !d.mtaSts && !d.tlsRpt) return '';
+  return [
+    `<section class="block" id="domain-${i + 1}">`,
+    `<h2>Mail policies of <span class="mono">${e(d.domain)}</span></h2>`,
+    '<div class="cards">',
+    d.dane ? daneCard(d.dane) : '',
+    d.mtaSts ? mtaStsCard(d.mtaSts) : '',
+    d.tlsRpt ? tlsRptCard(d.tlsRpt) : '',
+    '</div>',
+    '</section>',
+  ].join('\n');
+}
+
 const CSS = `
 :root{color-scheme:light dark;--bg:#f6f7f9;--fg:#1c2128;--muted:#636c76;--card:#fff;--line:#d8dee4;--head:#eef1f4;
 --ok:#1a7f37;--ok-bg:#dafbe1;--fail:#cf222e;--fail-bg:#ffebe9;--warn:#9a6700;--warn-bg:#fff8c5;--accent:#0969da;
@@ -441,7 +570,7 @@ td.verdict{text-align:center;width:1%;white-space:nowrap}
 .tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:4px;border:1px solid var(--line);margin:1px 0;white-space:nowrap}
 .tag-bad{color:#fff;background:#cf222e;border-color:#cf222e;font-weight:700}.tag-warn{color:var(--warn);background:var(--warn-bg);border-color:var(--warn)}
 .tag-good{color:var(--ok);border-color:var(--ok)}.tag-flag{color:var(--fail);border-color:var(--fail);font-family:var(--mono)}.tag-plain{font-family:var(--mono)}
-.suites{table-layout:fixed}.suites th:first-child{width:90px}.suites th:last-child{width:34%}
+.tlsa td{font-size:12px}.suites{table-layout:fixed}.suites th:first-child{width:90px}.suites th:last-child{width:34%}
 .suites tr.suite-weak td{background:var(--fail-bg)}.suites tr.suite-flagged td:first-child{box-shadow:inset 3px 0 var(--fail)}
 .count{display:inline-block;min-width:20px;padding:0 7px;border-radius:999px;background:var(--head);color:var(--muted);font-size:12px;text-align:center;letter-spacing:0}
 .none{color:var(--muted);margin:4px 0}
@@ -526,6 +655,7 @@ export function renderHtml(report: ScanReport | HtmlScanReport, opts: RenderHtml
   ];
   const body = [
     ...(domains.length ? [domainsSection(domains, r.targets)] : []),
+    ...domains.map((d, i) => domainPolicySection(d, i)).filter(Boolean),
     ...r.targets.map((t, i) => endpointSection(t, i, now)),
   ];
   const footer = [

@@ -83,14 +83,118 @@ export function renderEndpoint(r: EndpointReport, st: Style): string {
   return lines.join('\n');
 }
 
+/** Terminal-safe text: control bytes from DNS or HTTP (TXT records, reasons) become visible `\xNN`. */
+export function safeText(s: string): string {
+  // eslint-disable-next-line no-control-regex -- finding control bytes is the point here
+  return s.replace(/[\x00-\x1F\x7F-\x9F]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function cut(s: string, n = 72): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+function statusText(status: string | null, st: Style): string {
+  if (status === null) return st.dim('not looked up');
+  if (status === 'secure') return st.green('secure');
+  if (status === 'insecure') return st.dim('insecure');
+  return st.red(status);
+}
+
+function daneLines(d: NonNullable<DomainSummary['dane']>, st: Style): string[] {
+  const lines = [
+    `  DANE         MX RRset ${statusText(d.mxStatus, st)}${d.validatingResolver ? '' : st.yellow(' (resolver not trusted to validate: nothing can be secure)')}`,
+  ];
+  for (const h of d.hosts) {
+    const state =
+      h.state === 'dane'
+        ? st.green('DANE')
+        : h.state === 'failed'
+          ? st.red('lookup failed: senders skip or defer')
+          : h.state === 'encrypt-only'
+            ? st.yellow('TLS required, no usable record')
+            : st.dim('no DANE');
+    lines.push(
+      `    ${safeText(h.mxHost)}  ${st.dim(safeText(h.tlsaName))}  addresses ${statusText(h.addressStatus, st)}, TLSA ${statusText(h.tlsaStatus, st)}: ${state}`,
+    );
+    for (const r of h.records) {
+      const tags = [
+        r.usable ? 'usable' : st.yellow('unusable'),
+        r.matchesServed ? 'matches served chain' : 'matches nothing served',
+      ];
+      lines.push(`      TLSA ${safeText(cut(r.record))}  ${st.dim(tags.join(', '))}`);
+    }
+    for (const a of h.addresses) {
+      if (a.match === null) continue;
+      lines.push(
+        `      ${safeText(a.address)}  ${a.match ? st.green(`matches ${safeText(cut(a.matched ?? '', 40))}`) : st.red('MISMATCH')}`,
+      );
+    }
+    if (h.rollover)
+      lines.push(
+        `      rollover ${h.rollover.ready ? st.green(`ready (${h.rollover.basis ?? ''})`) : st.yellow('not ready')}`,
+      );
+  }
+  return lines;
+}
+
+function mtaStsLines(m: NonNullable<DomainSummary['mtaSts']>, st: Style): string[] {
+  const rec = m.record;
+  const recText =
+    rec.found === null
+      ? st.red(`lookup failed: ${safeText(rec.reason ?? '')}`)
+      : !rec.found
+        ? st.dim('no record')
+        : rec.valid
+          ? `record id=${safeText(rec.id ?? '')}`
+          : st.red(`record invalid: ${safeText(rec.reason ?? '')}`);
+  const lines = [`  MTA-STS      ${recText}`];
+  const p = m.policy;
+  if (p) {
+    if (p.valid)
+      lines.push(
+        `    policy     mode ${p.mode === 'enforce' ? st.green('enforce') : st.yellow(p.mode ?? '')}, max_age ${p.maxAge ?? ''}, mx ${safeText(p.mx.join(' ')) || '(none)'}`,
+      );
+    else lines.push(`    policy     ${st.red(`${p.resultType ?? 'invalid'}: ${safeText(p.reason ?? '')}`)}`);
+  }
+  if (p?.valid)
+    for (const h of m.mx) {
+      const cov = h.covered ? st.green('covered') : st.red('not covered');
+      const certs = h.addresses.map((a) =>
+        a.certValid === null
+          ? st.dim(`${a.address} not checked`)
+          : a.certValid
+            ? `${a.address} ${st.green('certificate valid')}`
+            : `${a.address} ${st.red(a.failure ?? 'invalid')}`,
+      );
+      lines.push(`    ${safeText(h.host)}  ${cov}${certs.length ? `; ${certs.join(', ')}` : ''}`);
+    }
+  return lines;
+}
+
+function tlsRptLines(t: NonNullable<DomainSummary['tlsRpt']>, st: Style): string[] {
+  const text =
+    t.found === null
+      ? st.red(`lookup failed: ${safeText(t.reason ?? '')}`)
+      : !t.found
+        ? st.dim('no record')
+        : t.valid
+          ? `reports to ${safeText(t.rua.join(', '))}`
+          : st.red(`invalid: ${safeText(t.reason ?? '')}`);
+  return [`  TLS-RPT      ${text}`];
+}
+
 /** Per-domain summary: the weakest MX decides; inconsistent MX hosts are called out. */
 export function renderDomain(d: DomainSummary, st: Style): string {
   const lines = [st.bold(`domain ${d.domain}`) + st.dim(`  MX: ${d.mx.join(', ') || '(none)'}`)];
+  if (d.dane) lines.push(...daneLines(d.dane, st));
+  if (d.mtaSts) lines.push(...mtaStsLines(d.mtaSts, st));
+  if (d.tlsRpt) lines.push(...tlsRptLines(d.tlsRpt, st));
+  if (d.findings.length) lines.push('  Findings');
   for (const f of d.findings) {
     const col =
       f.severity === 'critical' || f.severity === 'high' ? st.red : f.severity === 'info' ? st.dim : st.yellow;
-    lines.push(`    ${col(f.severity.toUpperCase().padEnd(8))} ${f.id.padEnd(28)} ${f.message}`);
-    for (const e of f.evidence ?? []) lines.push(`             ${st.dim(e)}`);
+    lines.push(`    ${col(f.severity.toUpperCase().padEnd(8))} ${f.id.padEnd(28)} ${safeText(f.message)}`);
+    for (const e of f.evidence ?? []) lines.push(`             ${st.dim(safeText(e))}`);
   }
   const verdict = d.compliant
     ? st.green('compliant')

@@ -75,6 +75,12 @@ export interface EndpointReport {
   dhBits: number[];
   certificate: CertificateSummary | null;
   chains: number;
+  /**
+   * Every distinct chain the server sent (e.g. RSA and ECDSA), each leaf first, base64 DER. Kept so
+   * that DANE (RFC 7672 §3) can be checked against what was actually served, and so an auditor
+   * can re-check the report offline. Absent in reports from before issue 5.
+   */
+  certificateChains?: string[][];
   negotiated: { protocol: string; cipher: string; group: string | null } | null;
   findings: Finding[];
   compliant: boolean;
@@ -247,6 +253,7 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
         }
       : null,
     chains: probe.chains.length,
+    certificateChains: probe.chains.map((c) => c.map((der) => der.toString('base64'))),
     negotiated: probe.session
       ? { protocol: probe.session.protocol, cipher: probe.session.cipher.standardName, group: probe.session.group }
       : null,

@@ -1,9 +1,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { PosternError, UsageError } from '../../core/errors.ts';
+import { createDnssecResolver } from '../../dns/dnssec.ts';
+import type { DnssecResolver } from '../../dns/dnssec.ts';
 import { createDnsClient } from '../../dns/resolver.ts';
 import type { DnsClient } from '../../dns/resolver.ts';
 import { isDomainTarget, parseServices, planDomain, resolveWith, summarizeDomain } from '../../scan/domain.ts';
 import type { DomainPlan, DomainSummary } from '../../scan/domain.ts';
+import { checkMailPolicies } from '../../scan/mail-policy.ts';
+import type { MailPolicyReport } from '../../scan/mail-policy.ts';
 import { renderHtml } from '../../scan/render-html.ts';
 import { colourWanted, makeStyle, renderDomain, renderEndpoint } from '../../scan/render-text.ts';
 import { scanEndpoint } from '../../scan/scan.ts';
@@ -31,6 +35,11 @@ export interface ScanCliOptions {
   name?: string;
   caFile?: string[];
   dnsServer?: string[];
+  /**
+   * Trust the AD bit of a --dns-server that is not on loopback (DANE). Off by default: an AD bit
+   * is only worth something over a path nobody can tamper with (RFC 7672 §2.1, RFC 6698 §4.1).
+   */
+  trustAd?: boolean;
   services: string;
   profile: string;
   maxConnPerIp: number;
@@ -158,12 +167,28 @@ export async function scanCommand(args: string[], opts: ScanCliOptions): Promise
   };
   await Promise.all(Array.from({ length: Math.min(4, jobs.length) }, worker));
 
-  const domains: DomainSummary[] = plans.map((plan) =>
-    summarizeDomain(
-      plan,
-      reports.filter((_, i) => jobs[i]?.plan === plan),
-    ),
-  );
+  // DANE, MTA-STS and TLS-RPT for mail domains: judged against the chains just captured.
+  let resolver: DnssecResolver | null = null;
+  const domains: DomainSummary[] = [];
+  for (const plan of plans) {
+    const planReports = reports.filter((_, i) => jobs[i]?.plan === plan);
+    let policies: MailPolicyReport | null = null;
+    if (plan.services.includes('mx') && !plan.nullMx && plan.mx.length > 0) {
+      // The --dns-server (first one) also answers the DNSSEC questions; else resolv.conf's first.
+      resolver ??= createDnssecResolver({
+        ...(opts.dnsServer?.[0] === undefined ? {} : { server: opts.dnsServer[0] }),
+        trustAd: opts.trustAd ? 'any' : 'loopback',
+      });
+      if (progress) process.stderr.write(`[policies] ${plan.domain}: DANE, MTA-STS, TLS-RPT\n`);
+      policies = await checkMailPolicies(plan, planReports, {
+        dns,
+        resolver,
+        ...(ca === undefined ? {} : { ca }),
+        timeoutMs: opts.timeout,
+      });
+    }
+    domains.push(summarizeDomain(plan, planReports, policies));
+  }
   const report: ScanReport = {
     schemaVersion: 1,
     profile: profile.id,
