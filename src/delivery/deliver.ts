@@ -12,7 +12,10 @@ import type { Logger } from 'pino';
 import type { DnssecResolver } from '../dns/dnssec.ts';
 import type { DnsClient } from '../dns/resolver.ts';
 import { DnsError } from '../dns/resolver.ts';
+import { createHash } from 'node:crypto';
 import { lookupDane } from '../policy/dane/lookup.ts';
+import type { DaneState } from '../policy/dane/lookup.ts';
+import { formatTlsa } from '../policy/dane/verify.ts';
 import { decide, protocolLabel } from '../policy/decide.ts';
 import type { PolicyDecision, PolicyFailure } from '../policy/decide.ts';
 import { attemptsTls, requiresAuth, wantsDane } from '../policy/levels.ts';
@@ -34,7 +37,8 @@ import type { ChainReport } from '../tls/cert/chain.ts';
 import type { NegotiatedSession } from '../tls/session.ts';
 
 /** `arrival.listener` of the gateway's own TLS-RPT report mail (RFC 8460 §3). */
-export const TLSRPT_LISTENER = 'tlsrpt';
+// Not a valid listener name (config/schema.ts allows [a-z0-9_-]), so no SMTP client can arrive with it.
+export const TLSRPT_LISTENER = 'postern:tlsrpt';
 
 /** What an MTA-STS source (src/policy/mta-sts/cache.ts StsPolicyCache) answers; structural. */
 export interface StsView {
@@ -233,6 +237,8 @@ interface Ctx {
   sts: StsInput | null;
   /** The MTA-STS policy was re-checked after a failure (RFC 8461 §5.1), once per delivery. */
   stsRechecked: boolean;
+  /** The domain's MX RRset was DNSSEC-validated (only asked when DANE or REQUIRETLS needs it). */
+  mxSecure: boolean;
 }
 
 /** The per-host result of the policy chain, with what the log needs. */
@@ -297,21 +303,86 @@ async function loadSts(ctx: Ctx, recheck: boolean): Promise<StsInput | null> {
   return { policy: v.policy, text: v.policyText ?? '', id: v.id };
 }
 
+/**
+ * Per-domain lookups before the MX loop: the MTA-STS policy, and — when DANE or REQUIRETLS needs
+ * it — whether the MX RRset is DNSSEC-validated. A bogus or indeterminate MX answer defers the
+ * whole domain (RFC 7672 §2.2.1: the MX hosts cannot be trusted, nor safely ignored).
+ */
+async function prepareDomain(
+  ctx: Ctx,
+  targets: Target[],
+  requireTls: boolean,
+): Promise<{ state: 'deferred'; reply: string; reason: string } | null> {
+  if (ctx.policy.level === 'none' || !targets.some(viaMx)) return null;
+  ctx.sts = await loadSts(ctx, false);
+  const dnssec = ctx.deps.dnssec;
+  if (dnssec === undefined || !(wantsDane(ctx.policy.level) || requireTls)) return null;
+  let m: Awaited<ReturnType<DnssecResolver['mx']>>;
+  try {
+    m = await dnssec.mx(ctx.domain);
+  } catch (e) {
+    m = {
+      qname: ctx.domain,
+      qtype: 'MX',
+      status: 'indeterminate',
+      rcode: null,
+      records: [],
+      canonicalName: ctx.domain,
+      detail: (e as Error).message,
+    };
+  }
+  ctx.mxSecure = m.status === 'secure';
+  if (m.status === 'bogus' || m.status === 'indeterminate') {
+    const why = `the DNSSEC lookup of the MX records of ${ctx.domain} was ${m.status === 'bogus' ? 'bogus (signatures do not validate)' : 'inconclusive'}${m.detail !== null ? ` (${m.detail})` : ''}`;
+    ctx.deps.log?.warn({ event: 'dane.mx-failed', domain: ctx.domain, status: m.status, detail: m.detail }, why);
+    return {
+      state: 'deferred',
+      reply: `451 4.7.5 MX lookup ${m.status}`,
+      reason: `${why}; mail is held rather than sent to MX hosts that cannot be trusted`,
+    };
+  }
+  return null;
+}
+
 /** The policy chain for one target: table → DANE → MTA-STS (src/policy/resolve.ts). */
 async function hostPolicy(ctx: Ctx, t: Target): Promise<HostPolicy> {
   const { deps, policy } = ctx;
-  let dane = null;
+  let dane: DaneState | null = null;
   if (wantsDane(policy.level) && deps.dnssec !== undefined && isIP(t.mxHost) === 0) {
-    dane = await lookupDane(deps.dnssec, t.mxHost, t.port);
+    try {
+      dane = await lookupDane(deps.dnssec, t.mxHost, t.port);
+    } catch (e) {
+      // A name the DNS client refuses (escapes, over-long labels): nothing is known, so the host
+      // is not used (RFC 7672 §2.1.1), rather than an exception ending the whole delivery.
+      dane = { kind: 'failed', base: t.mxHost, status: 'indeterminate', detail: (e as Error).message };
+    }
   }
-  // MTA-STS is about the MX hosts of the recipient domain; routes and relayhosts are local choices.
-  const sts = t.via === 'mx' || t.via === 'implicit-mx' ? ctx.sts : null;
-  return resolveHostPolicy({ table: policy, mxHost: t.mxHost, dane, sts });
+  const sts = viaMx(t) ? ctx.sts : null;
+  return resolveHostPolicy({ table: policy, mxHost: t.mxHost, mxSecure: ctx.mxSecure, dane, sts });
 }
 
-/** Does this host's policy authenticate the server (RFC 8689 §4.1 REQUIRETLS)? */
-function authenticates(hp: HostUse): boolean {
-  return requiresAuth(hp.level) || hp.level === 'dane';
+/** MTA-STS and TLS-RPT are about the recipient domain's MX hosts; routes and relayhosts are local choices. */
+function viaMx(t: Target): boolean {
+  return t.via === 'mx' || t.via === 'implicit-mx';
+}
+
+/**
+ * Does this host's policy authenticate the server (RFC 8689 §4.1 REQUIRETLS)? The certificate
+ * must be checked (PKIX or DANE) and the host itself must be the right one: a configured next hop,
+ * an MX from a DNSSEC-validated RRset, or one the domain's MTA-STS policy lists.
+ */
+function authenticates(hp: HostUse, ctx: Ctx, t: Target): boolean {
+  const checked = requiresAuth(hp.level) || hp.level === 'dane';
+  return checked && (!viaMx(t) || ctx.mxSecure || hp.source === 'mta-sts');
+}
+
+/** Fingerprint of the TLSA records and names a connection was admitted under (pool key). */
+function daneKey(hp: HostUse): string {
+  if (hp.dane === null) return '-';
+  const h = createHash('sha256');
+  for (const r of hp.dane.records) h.update(formatTlsa(r)).update('\n');
+  h.update(hp.dane.names.join(','));
+  return h.digest('hex').slice(0, 16);
 }
 
 type Negotiated =
@@ -415,7 +486,7 @@ async function negotiate(
     ...(hp.dane !== null ? { dane: hp.dane } : {}),
     ...(via !== undefined ? { via } : {}),
   });
-  report(ctx, t, a, hp, client, decision, offered);
+  report(ctx, t, a, hp, client, decision, offered, chain);
   if (!decision.ok) {
     await client.quit();
     return { kind: 'policy-fail', decision, session };
@@ -444,9 +515,10 @@ function report(
   client: SmtpClient,
   decision: PolicyDecision,
   offered: boolean,
+  chain: ChainReport | null,
 ): void {
   const sink = ctx.deps.tlsrpt;
-  if (sink === undefined || hp.level === 'none') return;
+  if (sink === undefined || hp.level === 'none' || !viaMx(t)) return;
   const policy = {
     type: hp.report.type,
     strings: hp.report.strings,
@@ -469,7 +541,7 @@ function report(
         session,
         tlsOffered: offered,
         tlsError: session === null ? 'no TLS' : null,
-        chain: session === null ? null : safeChain(session, t.mxHost, ctx.deps),
+        chain,
         mxHost: t.mxHost,
         nextHopDomain: t.nextHop,
       });
@@ -487,7 +559,7 @@ function report(
     info = decision.rule;
   }
   if (failure === null) {
-    sink.recordSuccess({ policyDomain: ctx.domain, policy });
+    guarded(ctx, () => sink.recordSuccess({ policyDomain: ctx.domain, policy }));
     return;
   }
   const f: TlsRptFailure = {
@@ -501,23 +573,36 @@ function report(
   const helo = client.ehloName;
   if (helo !== null) f.receivingMxHelo = helo;
   if (info !== undefined) f.failureReasonCode = info.slice(0, 200);
-  sink.recordFailure(f);
+  guarded(ctx, () => sink.recordFailure(f));
+}
+
+/** TLS-RPT bookkeeping must never cost a delivery (a full disk is logged, not thrown). */
+function guarded(ctx: Ctx, fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    ctx.deps.log?.error({ event: 'tlsrpt.record-failed', err: (e as Error).message }, 'TLS-RPT: recording failed');
+  }
 }
 
 /** A host the policy chain took out of the running: reported and logged like a failed attempt. */
 function skipHost(ctx: Ctx, t: Target, hp: Extract<HostPolicy, { kind: 'skip' }>): PolicyDecision {
-  ctx.deps.tlsrpt?.recordFailure({
-    policyDomain: ctx.domain,
-    policy: {
-      type: hp.report.type,
-      strings: hp.report.strings,
-      ...(hp.report.mxHost !== undefined ? { mxHost: hp.report.mxHost } : {}),
-    },
-    resultType: hp.resultType,
-    sendingMtaIp: '0.0.0.0',
-    receivingMxHostname: t.mxHost,
-    failureReasonCode: hp.rule.slice(0, 200),
-  });
+  const sink = viaMx(t) ? ctx.deps.tlsrpt : undefined;
+  if (sink !== undefined)
+    guarded(ctx, () =>
+      sink.recordFailure({
+        policyDomain: ctx.domain,
+        policy: {
+          type: hp.report.type,
+          strings: hp.report.strings,
+          ...(hp.report.mxHost !== undefined ? { mxHost: hp.report.mxHost } : {}),
+        },
+        resultType: hp.resultType,
+        sendingMtaIp: '0.0.0.0',
+        receivingMxHostname: t.mxHost,
+        failureReasonCode: hp.rule.slice(0, 200),
+      }),
+    );
   const d: PolicyDecision = {
     ok: false,
     temporary: true,
@@ -599,7 +684,7 @@ function poolKey(ctx: Ctx, t: Target, a: { address: string; port: number }, hp: 
     t.nextHop,
     hp.level,
     hp.source,
-    hp.dane === null ? '-' : hp.dane.records.length,
+    daneKey(hp),
     ctx.sts?.id ?? '-',
     ctx.policy.profile?.id ?? '-',
     ctx.policy.matched,
@@ -627,12 +712,10 @@ async function deliverDomain(
   const env = msg.envelope;
   const p = await plan(ctx.domain, ctx.deps);
   if ('final' in p) return all({ ...p.final, mx: null });
-  if (
-    !ctx.stsRechecked &&
-    ctx.policy.level !== 'none' &&
-    p.targets.some((t) => t.via === 'mx' || t.via === 'implicit-mx')
-  )
-    ctx.sts = await loadSts(ctx, false);
+  if (!ctx.stsRechecked) {
+    const bogus = await prepareDomain(ctx, p.targets, env.requireTls);
+    if (bogus !== null) return all({ ...bogus, mx: null });
+  }
   log(ctx, {
     event: 'delivery.plan',
     msgId: ctx.msgId,
@@ -662,9 +745,9 @@ async function deliverDomain(
       continue;
     }
     // RFC 8689 §4.1: REQUIRETLS needs a next hop authenticated by PKIX, DANE or MTA-STS.
-    if (env.requireTls && !authenticates(hp)) {
+    if (env.requireTls && !authenticates(hp, ctx, t)) {
       requireTlsRefusals.push(
-        `the policy for ${t.mxHost} is '${hp.level}' (${hp.why}), which does not authenticate the receiving server`,
+        `the policy for ${t.mxHost} is '${hp.level}' (${hp.why})${requiresAuth(hp.level) || hp.level === 'dane' ? ', and the MX record is neither DNSSEC-validated nor listed by an MTA-STS policy' : ''}, which does not authenticate the receiving server`,
       );
       continue;
     }
@@ -750,8 +833,9 @@ async function deliverDomain(
       };
       let results: RecipientResult[];
       try {
-        results = (await client.send(tx, body, { nextHopAuthenticated: authenticates(hp) && client.tls !== null }))
-          .recipients;
+        results = (
+          await client.send(tx, body, { nextHopAuthenticated: authenticates(hp, ctx, t) && client.tls !== null })
+        ).recipients;
       } catch (e) {
         const err = asClientError(e);
         if (!err.temporary) {
@@ -793,7 +877,8 @@ async function deliverDomain(
       const before = ctx.sts?.id ?? null;
       ctx.stsRechecked = true;
       const fresh = await loadSts(ctx, true);
-      if ((fresh?.id ?? null) !== before) {
+      // Only a newer policy counts: a vanished one must not drop enforcement for the retry.
+      if (fresh !== null && fresh.id !== before) {
         ctx.sts = fresh;
         ctx.deps.log?.info(
           { event: 'mta-sts.recheck', domain: ctx.domain, old: before, new: fresh?.id ?? null },
@@ -897,8 +982,23 @@ export async function deliverMessage(
           msgId: msg.id,
           sts: null,
           stsRechecked: false,
+          mxSecure: false,
         };
-        const finals = await pool.withSlot(domain, () => deliverDomain(ctx, pending, msg, body, pool));
+        let finals: Map<string, Final>;
+        try {
+          finals = await pool.withSlot(domain, () => deliverDomain(ctx, pending, msg, body, pool));
+        } catch (e) {
+          // One domain's unexpected failure must not discard the others' results (their
+          // recipients would be sent again): it defers this domain only.
+          const why = (e as Error).message ?? String(e);
+          deps.log?.error({ event: 'delivery.error', msgId: msg.id, domain, err: why }, 'delivery failed unexpectedly');
+          finals = new Map(
+            pending.map((p) => [
+              p.rcpt.address,
+              { state: 'deferred', reply: `451 4.3.0 ${why}`, reason: `internal error: ${why}`, mx: null },
+            ]),
+          );
+        }
         for (const p of pending) {
           const f = finals.get(p.rcpt.address) ?? {
             state: 'deferred' as const,
@@ -963,7 +1063,7 @@ export interface PolicyCheckResult {
 export async function policyCheck(domain: string, deps: DeliveryDeps): Promise<PolicyCheckResult> {
   const d = normalizeDomain(domain);
   const policy = deps.policy.lookup(d);
-  const ctx: Ctx = { deps, domain: d, policy, msgId: null, sts: null, stsRechecked: false };
+  const ctx: Ctx = { deps, domain: d, policy, msgId: null, sts: null, stsRechecked: false, mxSecure: false };
   const head = {
     domain: d,
     policy: { level: policy.level, profile: policy.profile?.id ?? null, matched: policy.matched },
@@ -982,8 +1082,10 @@ export async function policyCheck(domain: string, deps: DeliveryDeps): Promise<P
     };
   }
   const mx: PolicyCheckMx[] = [];
-  if (policy.level !== 'none' && p.targets.some((t) => t.via === 'mx' || t.via === 'implicit-mx'))
-    ctx.sts = await loadSts(ctx, false);
+  const bogus = await prepareDomain(ctx, p.targets, false);
+  if (bogus !== null) {
+    return { ...head, mx: [], verdict: { outcome: 'defer', host: null, rule: bogus.reply, reason: bogus.reason } };
+  }
   for (const t of p.targets) {
     const hp = await hostPolicy(ctx, t);
     if (hp.kind === 'skip') {

@@ -271,6 +271,8 @@ function collect<T>(msg: DnsMessage, qname: string, type: number, pick: (d: Reco
   }
 }
 
+const SYSTEMD_RESOLVED: ReadonlySet<string> = new Set(['127.0.0.53', '127.0.0.54']);
+
 /** Weakest first: bogus dominates, then indeterminate, insecure, secure. */
 const STRENGTH: Record<DnssecStatus, number> = { bogus: 0, indeterminate: 1, insecure: 2, secure: 3 };
 
@@ -302,7 +304,9 @@ export function createDnssecResolver(opts: DnssecResolverOptions = {}): DnssecRe
   if (trustAd !== 'loopback' && trustAd !== 'any') throw new UsageError(`invalid trustAd "${String(trustAd)}"`);
   // RFC 6698 §4.1 / RFC 7672 §2.1: AD is only worth something over a path nobody can tamper with;
   // a resolver on this host is the one case that holds without TSIG/DoT (Postfix, maddy agree).
-  const validating = trustAd === 'any' || isLoopbackAddress(host);
+  // systemd-resolved's stub (127.0.0.53) and proxy (127.0.0.54) sit on loopback but may copy an
+  // upstream AD bit without validating (systemd issue #34121): never trusted by default.
+  const validating = trustAd === 'any' || (isLoopbackAddress(host) && !SYSTEMD_RESOLVED.has(host));
 
   async function exchange(name: string, type: number, cd: boolean): Promise<Exchange> {
     let last: Exchange = { ok: false, detail: 'not sent' };

@@ -92,16 +92,16 @@ export function deliveryDeps(
 ): DeliveryDeps {
   const dns = createDnsClient(config.dns.servers.length ? { servers: config.dns.servers } : {});
   const now = opts.now ?? (() => new Date());
-  let dnssec: DeliveryDeps['dnssec'];
-  if (anyDane(config)) {
-    dnssec = createDnssecResolver({
-      ...(config.dns.servers[0] !== undefined ? { server: config.dns.servers[0] } : {}),
-      trustAd: config.dns.trustAd,
-    });
-    if (!dnssec.validating)
+  // Always made (it sends nothing until asked), so a SIGHUP that adds a `dane` level finds it.
+  const dnssec = createDnssecResolver({
+    ...(config.dns.servers[0] !== undefined ? { server: config.dns.servers[0] } : {}),
+    trustAd: config.dns.trustAd,
+  });
+  {
+    if (anyDane(config) && !dnssec.validating)
       opts.log.warn(
         { event: 'dane.resolver-untrusted', server: dnssec.server },
-        `DANE is configured but the DNS server ${dnssec.server} is not on loopback: its AD bit is not trusted, so no TLSA record counts as secure (run a validating resolver such as unbound on this host, or set dns.trustAd: any)`,
+        `DANE is configured but the DNS server ${dnssec.server} is not trusted to validate (not on loopback, or systemd-resolved's stub): no TLSA record counts as secure (run a validating resolver such as unbound on this host and list it in dns.servers, or set dns.trustAd: any)`,
       );
   }
   const sts = config.mtaSts.enabled
@@ -114,7 +114,7 @@ export function deliveryDeps(
     : undefined;
   return {
     dns,
-    ...(dnssec !== undefined ? { dnssec } : {}),
+    dnssec,
     ...(sts !== undefined ? { sts } : {}),
     policy: new PolicyTable(policySpec(config)),
     routes: Object.fromEntries([...config.routes].map(([d, h]) => [d, hostPort(h)])),

@@ -286,7 +286,8 @@ export function decide(input: DecideInput): PolicyDecision {
     }
   }
 
-  if (level === 'dane') {
+  // `dane-only` never reaches here through policy/resolve.ts; if it did, it must mean the same.
+  if (level === 'dane' || level === 'dane-only') {
     // RFC 7672 §3: the TLSA records are the only authentication; PKIX trust and the MX name do not
     // count (DANE-EE ignores names and expiry; DANE-TA checks the chain to the matched TA and names).
     const tlsa = input.dane;

@@ -4,17 +4,18 @@
  * and this decides what the connection must satisfy. Fixed order, each step can only raise the
  * requirement or take the host out of the running:
  *
- * 1. The local table. `none` ends the chain (an administrator's explicit "no TLS"). An explicit
- *    per-domain entry other than `dane`/`dane-only` also ends it: a pinned local decision wins,
- *    as Postfix's `smtp_tls_policy_maps` overrides its default `dane` level.
- * 2. DANE (RFC 7672), when the table level is `dane` or `dane-only`. Secure usable TLSA: the host
+ * 1. The local table. `none` ends the chain (an administrator's explicit "no TLS").
+ * 2. MTA-STS `enforce` filters MX hosts first (RFC 8461 §4.1): a host its `mx:` patterns do not
+ *    list is skipped — even one with valid DANE, unless the MX RRset itself is DNSSEC-validated,
+ *    since an attacker who can forge the unsigned MX can point it at their own signed zone.
+ * 3. DANE (RFC 7672), when the table level is `dane` or `dane-only`. Secure usable TLSA: the host
  *    is authenticated by TLSA and nothing else (RFC 8461 §2: DANE wins over MTA-STS). Secure
- *    TLSA without a usable record: TLS mandatory, unauthenticated (RFC 7672 §2.2). Bogus or
- *    indeterminate lookups: the host is skipped, never downgraded (§2.1.1). No secure TLSA:
- *    `dane-only` skips the host (RFC 8460 `dane-required`); `dane` goes on as `may`.
- * 3. MTA-STS (RFC 8461 §5), when a policy in `enforce` or `testing` mode exists: the MX host must
- *    match a `mx:` pattern and the certificate must be PKIX-valid for the MX name (level
- *    `verify`). In `testing` mode that check only feeds TLS-RPT; delivery follows the table.
+ *    TLSA without a usable record: TLS mandatory (RFC 7672 §2.2), then MTA-STS may still raise it.
+ *    Bogus or indeterminate lookups: the host is skipped, never downgraded (§2.1.1). No secure
+ *    TLSA: `dane-only` skips the host (RFC 8460 `dane-required`); `dane` goes on as `may`.
+ * 4. MTA-STS (RFC 8461 §5), when a policy in `enforce` or `testing` mode exists: the certificate
+ *    must be PKIX-valid for the MX name (the level is raised to at least `verify`, never lowered,
+ *    also over an explicit per-domain entry). In `testing` mode the check only feeds TLS-RPT.
  */
 import type { TlsaRecord } from '../dns/dnssec.ts';
 import type { ResultType, TlsRptPolicy } from '../report/tlsrpt/aggregate.ts';
@@ -40,6 +41,8 @@ export interface StsInput {
 export interface HostPolicyInput {
   table: PolicyLookup;
   mxHost: string;
+  /** The recipient domain's MX RRset was DNSSEC-validated (secure). */
+  mxSecure?: boolean;
   /** Result of the TLSA lookup, or null when none was made (level does not want DANE, no resolver). */
   dane: DaneState | null;
   sts: StsInput | null;
@@ -101,9 +104,22 @@ export function resolveHostPolicy(input: HostPolicyInput): HostPolicy {
     report,
   });
   if (table.level === 'none') return tableUse('table: none');
-  if (table.matched !== 'default' && !wantsDane(table.level)) return tableUse(`table: ${table.matched}`);
+
+  const enforce = sts !== null && sts.policy.mode === 'enforce' ? sts : null;
+  const covered = sts !== null && sts.policy.mx.some((p) => mxMatches(p, mxHost));
+  if (enforce !== null && !covered && !(input.mxSecure === true && dane?.kind === 'dane')) {
+    return {
+      kind: 'skip',
+      rule: `MTA-STS enforce: ${mxHost} not in the policy`,
+      reason: `the MTA-STS policy of the domain (id ${enforce.id}, mode enforce) lists ${enforce.policy.mx.join(', ')}, which does not cover the MX host ${mxHost}; an MX record the domain's policy does not name may have been injected (RFC 8461 §4.1)`,
+      resultType: 'validation-failure',
+      report: stsReport(enforce, mxHost, false),
+    };
+  }
 
   let fallback: TlsLevel = table.level;
+  let fallbackWhy: string | null = null;
+  let fallbackReport: ReportPolicy = NO_POLICY;
   if (wantsDane(table.level)) {
     const d = dane;
     if (d !== null && d.kind === 'dane') {
@@ -119,18 +135,6 @@ export function resolveHostPolicy(input: HostPolicyInput): HostPolicy {
         report: { type: 'tlsa', strings: tlsa, mxHost, testing: false },
       };
     }
-    if (d !== null && d.kind === 'encrypt-only') {
-      return {
-        kind: 'use',
-        level: 'encrypt',
-        profile: table.profile,
-        source: 'dane',
-        dane: null,
-        stsTesting: null,
-        why: `DANE: secure TLSA at ${d.base} but no usable record (RFC 7672 §2.2: TLS required, not authenticated)`,
-        report: { type: 'tlsa', strings: d.all.map(formatTlsa), mxHost, testing: false },
-      };
-    }
     if (d !== null && d.kind === 'failed') {
       return {
         kind: 'skip',
@@ -140,8 +144,12 @@ export function resolveHostPolicy(input: HostPolicyInput): HostPolicy {
         report: { type: 'tlsa', strings: [], mxHost, testing: false },
       };
     }
-    // No secure TLSA for this host.
-    if (table.level === 'dane-only') {
+    if (d !== null && d.kind === 'encrypt-only') {
+      // RFC 7672 §2.2: TLS required, not authenticated; MTA-STS below may still raise it.
+      fallback = 'encrypt';
+      fallbackWhy = `DANE: secure TLSA at ${d.base} but no usable record (RFC 7672 §2.2: TLS required, not authenticated)`;
+      fallbackReport = { type: 'tlsa', strings: d.all.map(formatTlsa), mxHost, testing: false };
+    } else if (table.level === 'dane-only') {
       const why = d === null ? 'no DNSSEC-validating resolver is configured' : noneWords(d);
       return {
         kind: 'skip',
@@ -150,12 +158,13 @@ export function resolveHostPolicy(input: HostPolicyInput): HostPolicy {
         resultType: 'dane-required',
         report: { type: 'tlsa', strings: [], mxHost, testing: false },
       };
+    } else {
+      fallback = 'may';
+      fallbackWhy = `DANE not available (${d === null ? 'no lookup' : noneWords(d)}): may`;
     }
-    fallback = 'may';
   }
 
   if (sts !== null && sts.policy.mode !== 'none') {
-    const covered = sts.policy.mx.some((p) => mxMatches(p, mxHost));
     if (sts.policy.mode === 'testing') {
       return {
         kind: 'use',
@@ -166,15 +175,6 @@ export function resolveHostPolicy(input: HostPolicyInput): HostPolicy {
         stsTesting: { mxCovered: covered },
         why: `MTA-STS testing (id ${sts.id}): checked and reported, not enforced`,
         report: stsReport(sts, mxHost, true),
-      };
-    }
-    if (!covered) {
-      return {
-        kind: 'skip',
-        rule: `MTA-STS enforce: ${mxHost} not in the policy`,
-        reason: `the MTA-STS policy of the domain (id ${sts.id}, mode enforce) lists ${sts.policy.mx.join(', ')}, which does not cover the MX host ${mxHost}; an MX record the domain's policy does not name may have been injected (RFC 8461 §4.1)`,
-        resultType: 'validation-failure',
-        report: stsReport(sts, mxHost, false),
       };
     }
     const level: TlsLevel = atLeast(fallback, 'verify') ? fallback : 'verify';
@@ -189,16 +189,16 @@ export function resolveHostPolicy(input: HostPolicyInput): HostPolicy {
       report: stsReport(sts, mxHost, false),
     };
   }
-  if (fallback !== table.level) {
+  if (fallbackWhy !== null) {
     return {
       kind: 'use',
       level: fallback,
-      profile: null,
-      source: 'table',
+      profile: requiresTls(fallback) ? table.profile : null,
+      source: fallback === 'encrypt' ? 'dane' : 'table',
       dane: null,
       stsTesting: null,
-      why: `DANE not available (${dane === null ? 'no lookup' : noneWords(dane)}): may`,
-      report: NO_POLICY,
+      why: fallbackWhy,
+      report: fallbackReport,
     };
   }
   return tableUse(`table: ${table.matched}`);

@@ -70,6 +70,7 @@ before(async () => {
     { name: 'strip', server: 'smtp-no-starttls', tlsa: `3 1 1 ${good}` },
     { name: 'pkix', server: 'smtp-good', tlsa: `1 1 1 ${good}` },
     { name: 'none', server: 'smtp-good', tlsa: null },
+    { name: 'bogusmx', server: 'smtp-good', tlsa: `3 1 1 ${good}` },
   ];
   const signed: string[] = [];
   for (const c of cases) {
@@ -86,7 +87,14 @@ before(async () => {
     `_25._tcp.mx.plain.insecure.${z} 300 IN TLSA 3 1 1 ${wrong}`,
   ];
   mxServer.set('mx.plain.insecure.dane.test', 'smtp-good');
-  lab = await startDnssecLab({ signed, insecure, corrupt: [{ name: `_25._tcp.mx-bogus.${z}`, type: 'TLSA' }] });
+  lab = await startDnssecLab({
+    signed,
+    insecure,
+    corrupt: [
+      { name: `_25._tcp.mx-bogus.${z}`, type: 'TLSA' },
+      { name: `bogusmx.${z}`, type: 'MX' },
+    ],
+  });
 });
 
 after(async () => {
@@ -175,6 +183,13 @@ describe('delivery with DANE against real DNSSEC (NSD + Unbound) and the testbed
     assert.match(st.reason ?? '', /bogus/);
     assert.equal(received, 0);
     assert.equal(sink.failed[0]?.resultType, 'dnssec-invalid');
+  });
+
+  it('bogus MX RRset signature: the domain is held (deferred), nothing sent to any MX', async () => {
+    const { st, received } = await send('bogusmx.dane.test', 'dane');
+    assert.equal(st.state, 'deferred', st.reason ?? '');
+    assert.match(st.lastReply ?? '', /^451 /);
+    assert.equal(received, 0);
   });
 
   it('secure TLSA and STARTTLS missing (stripped): deferred, not sent in cleartext', async () => {

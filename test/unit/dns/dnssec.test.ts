@@ -97,7 +97,11 @@ describe('createDnssecResolver: configuration (sends nothing)', () => {
     assert.equal(remote.validating, false);
     assert.equal(createDnssecResolver({ server: '192.0.2.53:5353', trustAd: 'any' }).validating, true);
     assert.equal(createDnssecResolver({ server: '[2001:db8::53]:53' }).validating, false);
-    assert.equal(createDnssecResolver({ server: '127.0.0.53' }).validating, true);
+    assert.equal(createDnssecResolver({ server: '127.0.0.1' }).validating, true);
+    // systemd-resolved's stub and proxy may pass an upstream AD bit on unvalidated (issue #34121).
+    assert.equal(createDnssecResolver({ server: '127.0.0.53' }).validating, false);
+    assert.equal(createDnssecResolver({ server: '127.0.0.54' }).validating, false);
+    assert.equal(createDnssecResolver({ server: '127.0.0.53', trustAd: 'any' }).validating, true);
     const v6 = createDnssecResolver({ server: '::1' });
     assert.equal(v6.server, '[::1]:53');
     assert.equal(v6.validating, true);

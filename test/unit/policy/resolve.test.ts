@@ -42,8 +42,18 @@ describe('resolveHostPolicy: table', () => {
     assert.equal(h.source, 'table');
   });
 
-  it('an explicit per-domain entry wins over MTA-STS (a pinned local decision)', () => {
-    const h = use(
+  it('an explicit per-domain entry is raised by MTA-STS enforce, never lowered by it', () => {
+    const weak = use(
+      resolveHostPolicy({ table: table('encrypt', 'domain example.org'), mxHost: MX, dane: null, sts: sts('enforce') }),
+    );
+    assert.equal(weak.level, 'verify');
+    assert.equal(weak.source, 'mta-sts');
+    const strict = use(
+      resolveHostPolicy({ table: table('secure', 'domain example.org'), mxHost: MX, dane: null, sts: sts('enforce') }),
+    );
+    assert.equal(strict.level, 'secure');
+    // ... and the MX filter applies to it too.
+    skip(
       resolveHostPolicy({
         table: table('encrypt', 'domain example.org'),
         mxHost: 'evil.test',
@@ -51,8 +61,6 @@ describe('resolveHostPolicy: table', () => {
         sts: sts('enforce'),
       }),
     );
-    assert.equal(h.level, 'encrypt');
-    assert.equal(h.source, 'table');
   });
 
   it('no DANE, no MTA-STS: the table level, reported as no-policy-found', () => {
@@ -73,18 +81,36 @@ describe('resolveHostPolicy: DANE (RFC 7672)', () => {
     assert.deepEqual(h.report.strings, [`3 1 1 ${'ab'.repeat(32)}`]);
   });
 
-  it('DANE wins over MTA-STS when both exist (RFC 8461 §2), even if the MX is not in the STS policy', () => {
-    const h = use(
+  it('DANE wins over MTA-STS for a listed MX (RFC 8461 §2); an unlisted MX is skipped unless the MX RRset is secure', () => {
+    const listed = use(resolveHostPolicy({ table: table('dane'), mxHost: MX, dane: secureDane, sts: sts('enforce') }));
+    assert.equal(listed.level, 'dane');
+    // A forged unsigned MX pointing at the attacker's own signed zone must not pass on DANE alone.
+    const forged = skip(
       resolveHostPolicy({ table: table('dane'), mxHost: MX, dane: secureDane, sts: sts('enforce', ['other.test']) }),
     );
-    assert.equal(h.level, 'dane');
+    assert.equal(forged.resultType, 'validation-failure');
+    const signedMx = use(
+      resolveHostPolicy({
+        table: table('dane'),
+        mxHost: MX,
+        mxSecure: true,
+        dane: secureDane,
+        sts: sts('enforce', ['other.test']),
+      }),
+    );
+    assert.equal(signedMx.level, 'dane');
   });
 
-  it('secure TLSA with only unusable records: encrypt (mandatory, unauthenticated)', () => {
+  it('secure TLSA with only unusable records: encrypt (mandatory, unauthenticated); MTA-STS still applies', () => {
     const d: DaneState = { kind: 'encrypt-only', base: MX, unusable: [{ record: pkix, why: 'PKIX-EE' }], all: [pkix] };
     const h = use(resolveHostPolicy({ table: table('dane'), mxHost: MX, dane: d, sts: null }));
     assert.equal(h.level, 'encrypt');
     assert.equal(h.report.type, 'tlsa');
+    for (const level of ['dane', 'dane-only'] as const) {
+      const raised = use(resolveHostPolicy({ table: table(level), mxHost: MX, dane: d, sts: sts('enforce') }));
+      assert.equal(raised.level, 'verify', level);
+      skip(resolveHostPolicy({ table: table(level), mxHost: 'evil.test', dane: d, sts: sts('enforce') }));
+    }
   });
 
   it('bogus or indeterminate TLSA: the host is skipped (dnssec-invalid), never downgraded', () => {
