@@ -47,19 +47,9 @@ before(async () => {
     idleTimeoutMs: 10_000,
   });
   for (const s of tb.manifest.servers) servers.set(s.id, s);
-  // The leaf certificates the servers present, fetched the way a client sees them.
-  const leaf = async (id: string): Promise<Buffer> => {
-    const s = servers.get(id) as ManifestServer;
-    const c = await SmtpClient.connect({ host: s.hostname, address: s.address, port: s.port, heloName: 'probe.test' });
-    await c.ehlo();
-    const session = await c.startTls({ servername: s.hostname, ca: [tb.manifest.caPem] });
-    await c.quit();
-    const der = session.peerChain[0];
-    assert.ok(der !== undefined);
-    return der;
-  };
-  const good = tlsa311(await leaf('smtp-good'));
-  const expired = tlsa311(await leaf('smtp-expired'));
+
+  const good = tlsa311(await leafOf('smtp-good'));
+  const expired = tlsa311(await leafOf('smtp-expired'));
   const wrong = 'ab'.repeat(32);
   const z = 'dane.test.';
   const cases: Array<{ name: string; server: string; tlsa: string | null; zone?: 'insecure' }> = [
@@ -155,7 +145,7 @@ describe('delivery with DANE against real DNSSEC (NSD + Unbound) and the testbed
     assert.deepEqual(got?.data, BODY);
     assert.equal(sink.ok.length, 1);
     assert.equal(sink.ok[0]?.policy.type, 'tlsa');
-    assert.deepEqual(sink.ok[0]?.policy.strings, [`3 1 1 ${tlsa311((await leafOf('smtp-good')) ?? Buffer.alloc(0))}`]);
+    assert.deepEqual(sink.ok[0]?.policy.strings, [`3 1 1 ${tlsa311(await leafOf('smtp-good'))}`]);
   });
 
   it('DANE-EE ignores expiry: an expired certificate matching its TLSA is accepted (RFC 7672 §3.1.1)', async () => {
@@ -249,8 +239,9 @@ describe('delivery with DANE against real DNSSEC (NSD + Unbound) and the testbed
   });
 });
 
+/** The leaf certificate a testbed server presents, fetched the way a client sees it. */
 const leafCache = new Map<string, Buffer>();
-async function leafOf(id: string): Promise<Buffer | undefined> {
+async function leafOf(id: string): Promise<Buffer> {
   const hit = leafCache.get(id);
   if (hit) return hit;
   const s = servers.get(id) as ManifestServer;
@@ -259,6 +250,7 @@ async function leafOf(id: string): Promise<Buffer | undefined> {
   const session = await c.startTls({ servername: s.hostname, ca: [tb.manifest.caPem] });
   await c.quit();
   const der = session.peerChain[0];
-  if (der) leafCache.set(id, der);
+  assert.ok(der !== undefined, `${id} sent no certificate`);
+  leafCache.set(id, der);
   return der;
 }

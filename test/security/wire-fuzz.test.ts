@@ -18,22 +18,11 @@ import {
   parseClientHello,
 } from '../../src/tls/wire/server-side.ts';
 import { HRR_RANDOM } from '../../src/tls/wire/constants.ts';
+import { prng } from '../helpers/prng.ts';
 
 const SEED = Number(process.env.POSTERN_FUZZ_SEED ?? 0x5eed1234) >>> 0;
 const ITERATIONS = 20_000;
 const MAX_BYTES = 64 * 1024;
-
-/** mulberry32: small, fast, good enough to drive mutations reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(SEED);
 const int = (n: number): number => Math.floor(rand() * n);

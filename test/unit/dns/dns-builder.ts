@@ -2,6 +2,10 @@
  * Builds DNS messages byte by byte for tests (uncompressed names unless a test writes pointers
  * itself), so decoder fixtures do not depend on the encoder under test.
  */
+import { prng } from '../../helpers/prng.ts';
+
+/** Seeded PRNG, shared with the wire fuzz tests. */
+export { prng };
 
 /** 'a.b' → 01 61 01 62 00; '.' or '' → 00. */
 export function wireName(name: string): Buffer {
@@ -88,15 +92,3 @@ export const rdata = {
   tlsa: (usage: number, selector: number, mtype: number, hex: string): Buffer =>
     Buffer.concat([Buffer.from([usage, selector, mtype]), Buffer.from(hex, 'hex')]),
 };
-
-/** Deterministic PRNG (mulberry32) for seeded fuzzing. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
