@@ -22,8 +22,8 @@ import { attemptsTls, requiresAuth, wantsDane } from '../policy/levels.ts';
 import type { TlsLevel } from '../policy/levels.ts';
 import type { StsPolicy } from '../policy/mta-sts/policy.ts';
 import { resolveHostPolicy } from '../policy/resolve.ts';
-import type { HostPolicy, StsInput } from '../policy/resolve.ts';
-import type { ResultType, TlsRptFailure, TlsRptSession } from '../report/tlsrpt/aggregate.ts';
+import type { HostPolicy, ReportPolicy, StsInput } from '../policy/resolve.ts';
+import type { ResultType, TlsRptFailure, TlsRptPolicy, TlsRptSession } from '../report/tlsrpt/aggregate.ts';
 import { tlsClientOffer } from '../policy/offer.ts';
 import { normalizeDomain } from '../policy/table.ts';
 import type { PolicyLookup, PolicyTable } from '../policy/table.ts';
@@ -519,11 +519,7 @@ function report(
 ): void {
   const sink = ctx.deps.tlsrpt;
   if (sink === undefined || hp.level === 'none' || !viaMx(t)) return;
-  const policy = {
-    type: hp.report.type,
-    strings: hp.report.strings,
-    ...(hp.report.mxHost !== undefined ? { mxHost: hp.report.mxHost } : {}),
-  };
+  const policy = rptPolicy(hp.report);
   const session = client.tls;
   let failure: ResultType | null = null;
   let info: string | undefined;
@@ -576,6 +572,11 @@ function report(
   guarded(ctx, () => sink.recordFailure(f));
 }
 
+/** The TLS-RPT policy of a host's policy (without the resolver's `testing` flag). */
+function rptPolicy(r: ReportPolicy): TlsRptPolicy {
+  return { type: r.type, strings: r.strings, ...(r.mxHost !== undefined ? { mxHost: r.mxHost } : {}) };
+}
+
 /** TLS-RPT bookkeeping must never cost a delivery (a full disk is logged, not thrown). */
 function guarded(ctx: Ctx, fn: () => void): void {
   try {
@@ -592,11 +593,7 @@ function skipHost(ctx: Ctx, t: Target, hp: Extract<HostPolicy, { kind: 'skip' }>
     guarded(ctx, () =>
       sink.recordFailure({
         policyDomain: ctx.domain,
-        policy: {
-          type: hp.report.type,
-          strings: hp.report.strings,
-          ...(hp.report.mxHost !== undefined ? { mxHost: hp.report.mxHost } : {}),
-        },
+        policy: rptPolicy(hp.report),
         resultType: hp.resultType,
         sendingMtaIp: '0.0.0.0',
         receivingMxHostname: t.mxHost,

@@ -20,7 +20,7 @@ import type { DeliveryDeps } from '../../src/delivery/deliver.ts';
 import { PolicyTable } from '../../src/policy/table.ts';
 import type { PolicyEntrySpec } from '../../src/policy/table.ts';
 import { createDnsClient } from '../../src/dns/resolver.ts';
-import type { QueuedMessage } from '../../src/queue/types.ts';
+import { queuedMessage } from '../helpers/queued.ts';
 
 const noPostfix = peerSkipReason(postfixAvailable(), 'postfix');
 const MX = 'mx.peer.test';
@@ -32,46 +32,6 @@ function body(tag: string): Buffer {
       `Date: Mon, 01 Jan 2024 00:00:00 +0000\r\nMessage-ID: <${tag}@sender.test>\r\n\r\n` +
       'first line\r\n.a line that starts with a dot\r\n..two\r\n.\r\nlast line\r\n',
   );
-}
-
-function message(id: string, size: number): QueuedMessage {
-  const now = new Date().toISOString();
-  const rcpt = `bob@${POSTFIX_TEST_DOMAIN}`;
-  return {
-    id,
-    createdAt: now,
-    warned: false,
-    size,
-    envelope: {
-      mailFrom: 'alice@sender.test',
-      recipients: [{ address: rcpt, dsn: { notify: null, orcpt: null } }],
-      size,
-      body: '7BIT',
-      smtputf8: false,
-      requireTls: false,
-      dsnRet: null,
-      dsnEnvid: null,
-      arrival: {
-        listener: 'mx',
-        clientAddress: '127.0.0.1',
-        clientHelo: 'x',
-        authUser: null,
-        tls: null,
-        receivedAt: now,
-      },
-    },
-    recipients: [
-      {
-        address: rcpt,
-        state: 'queued',
-        attempts: 0,
-        lastReply: null,
-        reason: null,
-        nextAttemptAt: null,
-        updatedAt: now,
-      },
-    ],
-  };
 }
 
 /** Wait until a Maildir file containing `needle` appears (local delivery is asynchronous). */
@@ -134,7 +94,11 @@ describe('delivery to a real Postfix MX over STARTTLS', { skip: noPostfix }, () 
     it(`${name}: the message arrives intact`, async () => {
       const tag = `postern-${randomUUID()}`;
       const b = body(tag);
-      const [st] = await deliverMessage(message(tag, b.length), b, deps(policy, [cert.certPem]));
+      const [st] = await deliverMessage(
+        queuedMessage(tag, [`bob@${POSTFIX_TEST_DOMAIN}`], b),
+        b,
+        deps(policy, [cert.certPem]),
+      );
       assert.equal(st?.state, 'delivered', `${st?.reason ?? ''} ${await pf.logs()}`);
       assert.match(st?.reason ?? '', /over TLS 1\.[23]/);
       const file = await waitForMail(pf.maildir, tag);
@@ -150,7 +114,11 @@ describe('delivery to a real Postfix MX over STARTTLS', { skip: noPostfix }, () 
     const other = await makeSelfSignedCert({ dnsNames: [MX] });
     const tag = `postern-${randomUUID()}`;
     const b = body(tag);
-    const [st] = await deliverMessage(message(tag, b.length), b, deps({ level: 'verify' }, [other.certPem]));
+    const [st] = await deliverMessage(
+      queuedMessage(tag, [`bob@${POSTFIX_TEST_DOMAIN}`], b),
+      b,
+      deps({ level: 'verify' }, [other.certPem]),
+    );
     assert.equal(st?.state, 'deferred');
     assert.match(st?.reason ?? '', /not trusted/);
     await new Promise((r) => setTimeout(r, 500));

@@ -18,7 +18,7 @@ import { ConnectionPool } from '../../src/smtp/client/pool.ts';
 import { createDnsClient } from '../../src/dns/resolver.ts';
 import type { DnsClient, MxLookup } from '../../src/dns/resolver.ts';
 import type { QueuedMessage, RecipientStatus } from '../../src/queue/types.ts';
-import { TEST_TIMEOUTS } from '../helpers/queued.ts';
+import { queuedMessage, TEST_TIMEOUTS } from '../helpers/queued.ts';
 
 const DOMAIN = 'dest.test';
 const BODY = Buffer.from(
@@ -27,42 +27,8 @@ const BODY = Buffer.from(
   'latin1',
 );
 
-function message(id: string, rcpts = ['bob@dest.test']): QueuedMessage {
-  const now = new Date().toISOString();
-  return {
-    id,
-    createdAt: now,
-    warned: false,
-    size: BODY.length,
-    envelope: {
-      mailFrom: 'alice@sender.test',
-      recipients: rcpts.map((address) => ({ address, dsn: { notify: null, orcpt: null } })),
-      size: BODY.length,
-      body: '8BITMIME',
-      smtputf8: false,
-      requireTls: false,
-      dsnRet: null,
-      dsnEnvid: null,
-      arrival: {
-        listener: 'mx',
-        clientAddress: '127.0.0.1',
-        clientHelo: 'x',
-        authUser: null,
-        tls: null,
-        receivedAt: now,
-      },
-    },
-    recipients: rcpts.map((address) => ({
-      address,
-      state: 'queued',
-      attempts: 0,
-      lastReply: null,
-      reason: null,
-      nextAttemptAt: null,
-      updatedAt: now,
-    })),
-  };
-}
+const message = (id: string, rcpts = ['bob@dest.test']): QueuedMessage =>
+  queuedMessage(id, rcpts, BODY, { body: '8BITMIME' });
 
 type Expect = 'tls' | 'cleartext' | RegExp;
 interface Row {
