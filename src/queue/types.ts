@@ -58,6 +58,11 @@ export interface RecipientStatus {
   reason: string | null;
   nextAttemptAt: string | null;
   updatedAt: string;
+  /**
+   * Delivered to a next hop that advertised DSN, with NOTIFY/ORCPT passed on: RFC 3461 §6.2 — the
+   * next hop now reports, so postern sends no "delivered"/"relayed" DSN of its own.
+   */
+  dsnPassedOn?: boolean;
 }
 
 /** A message as stored: envelope, status, and the message bytes (headers + body, CRLF, no dot-stuffing). */
