@@ -9,6 +9,7 @@
  */
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
+import type { EventSink } from '../core/events.ts';
 import type { DnssecResolver } from '../dns/dnssec.ts';
 import type { DnsClient } from '../dns/resolver.ts';
 import { DnsError } from '../dns/resolver.ts';
@@ -91,6 +92,8 @@ export interface DeliveryDeps {
   sts?: StsSource;
   /** TLS-RPT sink (RFC 8460). */
   tlsrpt?: TlsRptSink;
+  /** Typed events (src/core/events.ts); default: none. */
+  events?: EventSink;
 }
 
 /** Typed log events (STYLE 6). */

@@ -6,6 +6,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { EventSink } from '../core/events.ts';
 import { PosternError } from '../core/errors.ts';
 import { isQueueId } from '../queue/sqlite.ts';
 import type { SqliteSpool } from '../queue/sqlite.ts';
@@ -30,6 +31,8 @@ export async function startAdmin(opts: {
   metrics: GatewayMetrics;
   kick(): void;
   log: Logger;
+  /** Typed events (src/core/events.ts); default: none. */
+  events?: EventSink;
 }): Promise<AdminServer> {
   const { spool, metrics } = opts;
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

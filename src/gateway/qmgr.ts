@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { EventSink } from '../core/events.ts';
 import { deliverMessage } from '../delivery/deliver.ts';
 import type { AdmittedSession, DeliveryDeps } from '../delivery/deliver.ts';
 import { planDsn } from '../queue/dsn.ts';
@@ -22,6 +23,8 @@ export interface QueueManagerOptions {
   pollMs: number;
   maxLifetimeMs: number;
   log: Logger;
+  /** Typed events (src/core/events.ts); default: none. */
+  events?: EventSink;
   /** Called after each delivery attempt (metrics). */
   onResult?: (r: RecipientStatus) => void;
 }

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import type { EventSink } from '../../core/events.ts';
 import type { ArrivalInfo, Envelope, EnvelopeRecipient } from '../../queue/types.ts';
 import { hasControl, MAX_AUTH_LINE, parseCommand, splitPathAndParams } from '../protocol/command.ts';
 import { parseMailParams, parseRcptParams, type MailParams } from '../protocol/params.ts';
@@ -27,6 +28,8 @@ export interface ConnectionDeps {
   limits: Required<SmtpLimits>;
   hooks: SmtpServerHooks;
   logger: Logger;
+  /** Typed events (src/core/events.ts). */
+  events: EventSink;
   stats: SmtpServerStats;
   /**
    * Start the server side of a TLS handshake on `raw` (done by a node tls.Server so that client

@@ -10,6 +10,7 @@
  * connection class, so postern keeps its own small state machine (connection.ts: guards, then
  * one handler per verb; data.ts: the DATA byte machine).
  */
+import { nullSink } from '../../core/events.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import {
   createServer as createTlsServer,
@@ -132,6 +133,7 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
       limits,
       hooks: opts.hooks,
       logger,
+      events: opts.events ?? nullSink,
       stats,
       upgrade: (raw, on) => acceptors.get(spec)?.upgrade(raw, on),
     });

@@ -1,6 +1,7 @@
 /** Public types of the inbound SMTP server (src/smtp/server). */
 import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
+import type { EventSink } from '../../core/events.ts';
 import type { ArrivalInfo, Envelope } from '../../queue/types.ts';
 
 export interface ListenerSpec {
@@ -74,6 +75,8 @@ export interface TlsMaterial {
 }
 
 export interface SmtpServerOptions {
+  /** Typed events (src/core/events.ts); default: none. */
+  events?: EventSink;
   hostname: string;
   listeners: ListenerSpec[];
   tls: TlsMaterial;
