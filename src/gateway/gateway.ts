@@ -19,9 +19,9 @@ import type { PostReportOptions } from '../report/tlsrpt/send.ts';
 import { TlsRptStore } from '../report/tlsrpt/store.ts';
 import { PolicyTable } from '../policy/table.ts';
 import type { PolicyTableSpec } from '../policy/table.ts';
+import { createSchedule } from '../queue/schedule.ts';
 import { openSqliteSpool } from '../queue/sqlite.ts';
-import type { SqliteSpool } from '../queue/sqlite.ts';
-import type { Envelope } from '../queue/types.ts';
+import type { Envelope, Spool } from '../queue/types.ts';
 import { createSmtpServer } from '../smtp/server/index.ts';
 import type { SessionInfo, SmtpServer } from '../smtp/server/index.ts';
 import { isPathError, parsePath } from './address.ts';
@@ -38,7 +38,7 @@ import type { UserStore } from './users.ts';
 export interface Gateway {
   listeners: Array<{ name: string; address: string; port: number }>;
   admin: { address: string; port: number } | null;
-  spool: SqliteSpool;
+  spool: Spool;
   /** TLS-RPT session results (RFC 8460), or null when disabled. */
   tlsrpt: TlsRptStore | null;
   /** Run the TLS-RPT sender and MTA-STS refresher now (they also run hourly). */
@@ -147,11 +147,11 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   const limiter = new AuthRateLimiter(config.authRateLimit);
   const metrics: GatewayMetrics = createMetrics();
 
-  const spool = await openSqliteSpool(config.queue.dir, {
+  const spool = await openSqliteSpool(config.queue.dir, { now });
+  const schedule = createSchedule({
     retry: { initialMs: config.queue.retry.initialMs, maxMs: config.queue.retry.maxMs },
     maxLifetimeMs: config.queue.maxLifetimeMs,
     delayWarningMs: config.queue.delayWarningMs,
-    now,
   });
 
   const tlsrpt = config.tlsrpt.enabled ? TlsRptStore.open(config.tlsrpt.store, { now }) : null;
@@ -166,7 +166,8 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     hostname: config.hostname,
     concurrency: opts.concurrency ?? 20,
     pollMs: opts.pollMs ?? 1000,
-    maxLifetimeMs: config.queue.maxLifetimeMs,
+    schedule,
+    trustedClient: (a) => relay.isTrustedNetwork(a.clientAddress),
     log,
     onResult: (r) => metrics.deliveries.inc({ state: r.state }),
   });
