@@ -27,7 +27,7 @@ import type { SessionInfo, SmtpServer } from '../smtp/server/index.ts';
 import { isPathError, parsePath } from './address.ts';
 import { startAdmin } from './admin.ts';
 import type { AdminServer } from './admin.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, registerQueueMetrics } from './metrics.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { QueueManager } from './qmgr.ts';
 import { relayPolicyFromConfig } from './relay.ts';
@@ -148,6 +148,7 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   const metrics: GatewayMetrics = createMetrics();
 
   const spool = await openSqliteSpool(config.queue.dir, { now });
+  registerQueueMetrics(metrics.registry, spool, now);
   const schedule = createSchedule({
     retry: { initialMs: config.queue.retry.initialMs, maxMs: config.queue.retry.maxMs },
     maxLifetimeMs: config.queue.maxLifetimeMs,
