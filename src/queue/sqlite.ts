@@ -116,10 +116,16 @@ CREATE INDEX IF NOT EXISTS recipients_due ON recipients (next_ms) WHERE state IN
  * transaction: an old queue opens and keeps its mail (test/unit/queue/spool-sqlite.test.ts).
  */
 const MIGRATIONS: readonly string[] = [
-  // 2: claims (a lease per message, for the claim/complete contract) and RFC 3461 §6.2 pass-on.
+  // 2: claims (a lease per message, for the claim/complete contract), RFC 3461 §5.2.1 pass-on,
+  // and messages.next_ms = the earliest next_ms of its open recipients (NULL: none open), so a
+  // claim reads the first due messages from one index instead of every open recipient.
   `ALTER TABLE messages ADD COLUMN claim_token TEXT;
    ALTER TABLE messages ADD COLUMN lease_ms INTEGER;
-   ALTER TABLE recipients ADD COLUMN dsn_passed_on INTEGER;`,
+   ALTER TABLE messages ADD COLUMN next_ms INTEGER;
+   ALTER TABLE recipients ADD COLUMN dsn_passed_on INTEGER;
+   UPDATE messages SET next_ms = (SELECT min(r.next_ms) FROM recipients r
+     WHERE r.msg_id = messages.id AND r.state IN ('queued', 'deferred'));
+   CREATE INDEX messages_due ON messages (next_ms, created_ms) WHERE next_ms IS NOT NULL;`,
 ];
 /** The schema this code writes. */
 export const SCHEMA_VERSION = 1 + MIGRATIONS.length;
@@ -243,6 +249,9 @@ class SqliteSpoolImpl implements SqliteSpool {
     | 'claimWarn'
     | 'setClaim'
     | 'endClaim'
+    | 'settle'
+    | 'nextOne'
+    | 'nextDeferred'
     | 'listAll'
     | 'listState'
     | 'retryAll'
@@ -278,7 +287,7 @@ class SqliteSpoolImpl implements SqliteSpool {
     // A message is claimable when nobody holds it, or its holder's lease has lapsed.
     const free = '(claim_token IS NULL OR lease_ms <= ?)';
     this.#s = {
-      insMsg: p('INSERT INTO messages (id, created_ms, created_at, envelope, size) VALUES (?, ?, ?, ?, ?)'),
+      insMsg: p('INSERT INTO messages (id, created_ms, created_at, envelope, size, next_ms) VALUES (?, ?, ?, ?, ?, ?)'),
       insData: p('INSERT INTO message_data (id, data) VALUES (?, ?)'),
       insRcpt: p(
         "INSERT INTO recipients (msg_id, idx, address, state, next_ms, updated_at) VALUES (?, ?, ?, 'queued', ?, ?)",
@@ -293,23 +302,26 @@ class SqliteSpoolImpl implements SqliteSpool {
       ),
       delMsg: p('DELETE FROM messages WHERE id = ?'),
       warn: p('UPDATE messages SET warned = 1 WHERE id = ?'),
+      // Longest due first: for new mail that is oldest first (next_ms = arrival); a retry queues
+      // behind mail that has been waiting longer. One range of messages_due, read up to the limit.
       claimDue: p(
-        `SELECT ${MSG_COLS} FROM messages WHERE ${free} AND id IN
-           (SELECT msg_id FROM recipients WHERE ${open} AND next_ms <= ?)
-         ORDER BY created_ms, rowid LIMIT ?`,
+        `SELECT ${MSG_COLS} FROM messages INDEXED BY messages_due
+         WHERE next_ms IS NOT NULL AND next_ms <= ? AND ${free}
+         ORDER BY next_ms, created_ms LIMIT ?`,
       ),
+      // Open recipients ⇔ next_ms IS NOT NULL (an open state always has a time, see complete).
       claimExpired: p(
-        `SELECT ${MSG_COLS} FROM messages WHERE ${free} AND created_ms <= ? AND id IN
-           (SELECT msg_id FROM recipients WHERE ${open})
+        `SELECT ${MSG_COLS} FROM messages WHERE created_ms <= ? AND next_ms IS NOT NULL AND ${free}
          ORDER BY created_ms, rowid LIMIT ?`,
       ),
       claimWarn: p(
-        `SELECT ${MSG_COLS} FROM messages WHERE ${free} AND warned = 0 AND created_ms <= ? AND id IN
-           (SELECT msg_id FROM recipients WHERE state = 'deferred')
+        `SELECT ${MSG_COLS} FROM messages m WHERE created_ms <= ? AND warned = 0 AND ${free} AND EXISTS
+           (SELECT 1 FROM recipients r WHERE r.msg_id = m.id AND r.state = 'deferred')
          ORDER BY created_ms, rowid LIMIT ?`,
       ),
       setClaim: p('UPDATE messages SET claim_token = ?, lease_ms = ? WHERE id = ?'),
       endClaim: p('UPDATE messages SET claim_token = NULL, lease_ms = NULL WHERE id = ? AND claim_token = ?'),
+      settle: p('UPDATE messages SET next_ms = ?, claim_token = NULL, lease_ms = NULL WHERE id = ?'),
       listAll: p(`SELECT ${MSG_COLS} FROM messages ORDER BY created_ms, rowid LIMIT ? OFFSET ?`),
       listState: p(
         `SELECT ${MSG_COLS} FROM messages WHERE id IN
@@ -318,6 +330,16 @@ class SqliteSpoolImpl implements SqliteSpool {
       ),
       retryAll: p("UPDATE recipients SET next_ms = ? WHERE state = 'deferred'"),
       retryOne: p("UPDATE recipients SET next_ms = ? WHERE state = 'deferred' AND msg_id = ?"),
+      // Re-derive messages.next_ms after a retry: of one message, or of every one with a deferred recipient.
+      nextOne: p(
+        `UPDATE messages SET next_ms = (SELECT min(r.next_ms) FROM recipients r
+           WHERE r.msg_id = messages.id AND r.${open}) WHERE id = ?`,
+      ),
+      nextDeferred: p(
+        `UPDATE messages SET next_ms = (SELECT min(r.next_ms) FROM recipients r
+           WHERE r.msg_id = messages.id AND r.${open})
+         WHERE id IN (SELECT msg_id FROM recipients WHERE state = 'deferred')`,
+      ),
       counts: p('SELECT state, count(*) AS n FROM recipients GROUP BY state'),
       ageAll: p('SELECT count(*) AS n, min(created_ms) AS oldest FROM messages'),
       ageOlder: p('SELECT count(*) AS n FROM messages WHERE created_ms <= ?'),
@@ -345,7 +367,7 @@ class SqliteSpoolImpl implements SqliteSpool {
     let id = newQueueId(ms);
     for (let tries = 0; ; tries++) {
       try {
-        this.#s.insMsg.run(id, ms, iso, envJson, message.length);
+        this.#s.insMsg.run(id, ms, iso, envJson, message.length, ms);
         break;
       } catch (e) {
         // 50 random bits make a collision astronomically rare; a retry makes it harmless.
@@ -381,8 +403,8 @@ class SqliteSpoolImpl implements SqliteSpool {
       const rows = (select.kind === 'due'
         ? this.#s.claimDue.all(ms, ms, n)
         : select.kind === 'expired'
-          ? this.#s.claimExpired.all(ms, select.createdBefore.getTime(), n)
-          : this.#s.claimWarn.all(ms, select.createdBefore.getTime(), n)) as unknown as MessageRow[];
+          ? this.#s.claimExpired.all(select.createdBefore.getTime(), ms, n)
+          : this.#s.claimWarn.all(select.createdBefore.getTime(), ms, n)) as unknown as MessageRow[];
       const leaseUntil = new Date(ms + leaseMs);
       return rows.map((row): ClaimedMessage => {
         const token = randomBytes(16).toString('hex');
@@ -408,7 +430,8 @@ class SqliteSpoolImpl implements SqliteSpool {
         throw new PosternError('queue-lease-lost', `the claim on ${claim.id} lapsed and was taken over`);
       }
       const rows = this.#s.getRcpts.all(claim.id) as unknown as RecipientRow[];
-      const now = this.#now().toISOString();
+      const ms0 = this.#now().getTime();
+      const now = new Date(ms0).toISOString();
       for (const u of updates) {
         if (!STATES.includes(u.state)) throw new PosternError('queue-invalid', `unknown recipient state ${u.state}`);
         const row = Number.isInteger(u.id) ? rows[u.id] : undefined;
@@ -436,16 +459,19 @@ class SqliteSpoolImpl implements SqliteSpool {
           row.idx,
         );
         row.state = u.state;
+        row.next_ms = next;
       }
       if (warned) this.#s.warn.run(claim.id);
       const dsnIds = dsns.map((d) => {
         if (d.addresses.length === 0) throw new PosternError('queue-invalid', 'a DSN needs at least one recipient');
         return this.#insert(d.envJson, d.addresses, d.message);
       });
-      // Every recipient final: nothing left to deliver, the message leaves the queue.
-      const removed = rows.every((r) => FINAL.has(r.state as RecipientState));
+      // Every recipient final: nothing left to deliver, the message leaves the queue. Otherwise
+      // the message is due when its earliest open recipient is, and no longer claimed.
+      const open = rows.filter((r) => !FINAL.has(r.state as RecipientState));
+      const removed = open.length === 0;
       if (removed) this.#s.delMsg.run(claim.id);
-      else this.#s.endClaim.run(claim.id, claim.token);
+      else this.#s.settle.run(Math.min(...open.map((r) => r.next_ms ?? ms0)), claim.id);
       return { dsnIds, removed };
     });
   }
@@ -472,6 +498,10 @@ class SqliteSpoolImpl implements SqliteSpool {
     return this.#write(true, () => {
       const ms = this.#now().getTime();
       const r = id === undefined ? this.#s.retryAll.run(ms) : this.#s.retryOne.run(ms, id);
+      if (Number(r.changes) > 0) {
+        if (id === undefined) this.#s.nextDeferred.run();
+        else this.#s.nextOne.run(id);
+      }
       return Number(r.changes);
     });
   }

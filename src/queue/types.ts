@@ -168,8 +168,9 @@ export interface Spool {
   get(id: string): Promise<QueuedMessage | null>;
   readMessage(id: string): Promise<Buffer>;
   /**
-   * Claim up to `limit` messages (oldest first) matching `opts.select` and not already claimed
-   * under a live lease. A claimed message is not handed out again until its claim is completed,
+   * Claim up to `limit` messages matching `opts.select` and not already claimed under a live
+   * lease. `due`: longest due first (by the earliest `nextAttemptAt`, which for new mail is its
+   * arrival, then by arrival); `expired`, `delay-warning`: oldest first. A claimed message is not handed out again until its claim is completed,
    * released or has lapsed.
    */
   claim(now: Date, limit: number, opts?: ClaimOptions): Promise<ClaimedMessage[]>;

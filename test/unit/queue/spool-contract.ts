@@ -136,6 +136,25 @@ export function spoolContract(name: string, factory: SpoolFactory): void {
       }
     });
 
+    it('claims the longest-due first: a retry takes its turn by the time it became due', async () => {
+      const { spool, clock } = await fresh();
+      try {
+        const a = await spool.enqueue(testEnvelope(['a@x.test']), Buffer.from('a'));
+        const [m] = await spool.claim(clock.now(), 1);
+        await spool.complete(m!.claim, {
+          recipients: [result(0, 'a@x.test', 'deferred', { nextAttemptAt: '2025-07-01T10:10:00.000Z' })],
+        });
+        clock.advance(5 * 60_000);
+        const b = await spool.enqueue(testEnvelope(['b@x.test']), Buffer.from('b')); // due since 10:05
+        clock.advance(15 * 60_000);
+        const order: string[] = [];
+        for (let i = 0; i < 2; i++) order.push(...(await spool.claim(clock.now(), 1)).map((x) => x.id));
+        assert.deepEqual(order, [b, a]);
+      } finally {
+        await spool.close();
+      }
+    });
+
     it('claims are exclusive: concurrent claimers get disjoint messages, a held message is not handed out', async () => {
       const { spool, clock } = await fresh();
       try {
