@@ -183,6 +183,11 @@ export interface Spool {
    * power cut means one more delivery, never a lost message).
    */
   complete(claim: Claim, completion: Completion): Promise<CompletionResult>;
+  /**
+   * Extend a claim still held to `now + leaseMs` (a long delivery keeps its message). Rejects with
+   * `queue-lease-lost` when someone else holds it now, `queue-not-found` when it was deleted.
+   */
+  renew(claim: Claim, now: Date, leaseMs: number): Promise<Claim>;
   /** Give a claim back unchanged (e.g. the attempt could not run); a lapsed claim is a no-op. */
   release(claim: Claim): Promise<void>;
   /**
