@@ -250,6 +250,36 @@ describe('SmtpClient', () => {
   });
 });
 
+describe('SmtpClient reply classes (src/smtp/protocol/reply-class.ts)', () => {
+  // [RCPT reply, temporary?]: the reply code decides (RFC 5321 §4.2.1); a contradicting enhanced
+  // code does not, and a malformed code is never permanent (it used to bounce: any non-2/3/4 was 5).
+  const rows: Array<[string, boolean]> = [
+    ['550 4.7.1 policy', false],
+    ['450 5.1.1 try later', true],
+    ['999 what', true],
+    ['554 5.7.1 no', false],
+  ];
+  for (const [reply, temporary] of rows) {
+    it(`RCPT answered "${reply}" is ${temporary ? 'temporary' : 'permanent'}`, async () => {
+      const { port } = await scripted({
+        ehlo: [],
+        onLine(line, s) {
+          if (line.startsWith('MAIL')) s.write('250 2.1.0 ok\r\n');
+          else if (line.startsWith('RCPT')) s.write(`${reply}\r\n`);
+        },
+      });
+      const c = await connect(port);
+      await c.ehlo();
+      const r = await c.send(tx(['x@t.test']), Buffer.from('Subject: t\r\n\r\nx\r\n'));
+      assert.deepEqual(
+        r.recipients.map((x) => [x.ok, x.temporary, x.stage]),
+        [[false, temporary, 'rcpt']],
+      );
+      await c.quit();
+    });
+  }
+});
+
 describe('ConnectionPool', () => {
   it('limits concurrent sessions per destination and hands slots over in order', async () => {
     const pool = new ConnectionPool({ maxPerDestination: 2 });
