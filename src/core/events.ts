@@ -18,14 +18,89 @@ export type SmtpdEvent =
   | { event: 'smtpd.bare-lf'; session: string; client: string }
   | { event: 'smtpd.auth-failure'; session: string; client: string; user: string | null; mechanism: string };
 
+/**
+ * Which requirement an outbound TLS decision was about (the rule met or failed), for metrics:
+ * 'dane' (RFC 7672 TLSA), 'mta-sts' (RFC 8461), 'verify'/'secure' (PKIX + name), 'profile' (a TLS
+ * profile such as BSI), 'protocol' (RFC 8996 deprecated versions), 'starttls' (TLS missing or
+ * failed where required), 'encrypt' (TLS required, unauthenticated), 'opportunistic' (may),
+ * 'cleartext' (level none, or may without TLS), 'dnssec' (a bogus/indeterminate lookup),
+ * 'connect' (no decision: the connection failed), 'dns' (no address for the host).
+ */
+export type TlsCheck =
+  | 'dane'
+  | 'mta-sts'
+  | 'verify'
+  | 'secure'
+  | 'profile'
+  | 'protocol'
+  | 'starttls'
+  | 'encrypt'
+  | 'opportunistic'
+  | 'cleartext'
+  | 'dnssec'
+  | 'connect'
+  | 'dns';
+
 /** Outbound delivery (src/delivery). */
-export type DeliveryEvent = {
-  event: 'delivery.tls-outcome';
-  domain: string;
-  level: string;
-  rule: string;
-  outcome: 'policy-ok' | 'policy-fail' | 'error';
-};
+export type DeliveryEvent =
+  | {
+      event: 'delivery.plan';
+      msgId: string | null;
+      domain: string;
+      via: 'route' | 'relayhost' | 'mx' | 'implicit-mx' | 'literal';
+      targets: string[];
+      /** The MX targets are the DNSSEC-validated answer (secure). */
+      mxSecure: boolean;
+      /** The table's level and profile for the domain, and the entry that matched. */
+      level: string;
+      profile: string | null;
+      matched: string;
+    }
+  | {
+      event: 'delivery.attempt';
+      msgId: string | null;
+      domain: string;
+      mx: string;
+      /** '' when the host was not connected to (policy skip, no address). */
+      address: string;
+      port: number;
+      reused: boolean;
+      level: string;
+      profile: string | null;
+      matched: string;
+      /** The level enforced for this host after DANE / MTA-STS (policy/resolve.ts); null when skipped. */
+      hostLevel: string | null;
+      check: TlsCheck;
+      tls: { protocol: string; cipher: string } | null;
+      outcome: 'policy-ok' | 'policy-fail' | 'error';
+      rule: string;
+      reason: string;
+      /** `postern policy check`: connected and decided, no MAIL sent. */
+      probe?: boolean;
+    }
+  | {
+      event: 'delivery.recipient';
+      msgId: string | null;
+      recipient: string;
+      state: 'queued' | 'deferred' | 'delivered' | 'bounced';
+      mx: string | null;
+      reply: string | null;
+      reason: string | null;
+      /** RFC 3461 §6.2: NOTIFY/ORCPT passed on to a DSN-capable next hop. */
+      dsnPassedOn: boolean;
+    }
+  | {
+      event: 'delivery.mx-dnssec-failed';
+      domain: string;
+      status: 'bogus' | 'indeterminate';
+      detail: string | null;
+      reason: string;
+    }
+  | { event: 'delivery.sts-error'; domain: string; type: string | null; reason: string }
+  | { event: 'delivery.sts-recheck'; domain: string; old: string | null; new: string | null }
+  | { event: 'delivery.sts-testing-failure'; domain: string; mx: string; rule: string }
+  | { event: 'delivery.tlsrpt-failed'; err: string }
+  | { event: 'delivery.error'; msgId: string | null; domain: string; err: string };
 
 /** The queue and its manager (src/queue, src/gateway/qmgr). */
 export type QueueEvent = { event: 'queue.dsn'; msgId: string; action: string };
@@ -43,6 +118,11 @@ const SEVERITY: Partial<Record<EventName, 'info' | 'warn' | 'error'>> = {
   'smtpd.bare-lf': 'warn',
   'smtpd.auth-failure': 'warn',
   'admin.refused': 'warn',
+  'delivery.mx-dnssec-failed': 'warn',
+  'delivery.sts-error': 'warn',
+  'delivery.sts-testing-failure': 'warn',
+  'delivery.tlsrpt-failed': 'error',
+  'delivery.error': 'error',
 };
 
 export interface EventSink {

@@ -285,6 +285,13 @@ export class SmtpClient {
   offersStartTls(): boolean {
     return this.#ext.has('STARTTLS');
   }
+  /**
+   * The server advertised DSN (RFC 3461) in its current EHLO reply, so NOTIFY/ORCPT/RET/ENVID
+   * were passed on with the transaction (protocol.ts rcptParams): RFC 3461 §6.2.
+   */
+  get dsn(): boolean {
+    return this.#ext.has('DSN');
+  }
 
   #watch(s: Socket | TLSSocket): void {
     // Keep late resets from becoming unhandled errors; mark the connection dead.
