@@ -17,6 +17,7 @@ import type { SmtpTimeouts, StartTlsClientOptions } from '../smtp/client/session
 import { analyzeChain } from '../tls/cert/chain.ts';
 import type { ChainReport } from '../tls/cert/chain.ts';
 import type { NegotiatedSession } from '../tls/session.ts';
+import { policySource } from './outcome.ts';
 import type { ConnectTo, Connector, DeliveryConnection, HostUse, Target } from './types.ts';
 
 /** What TLS-RPT and the logs need to know about the TLS part of an attempt. */
@@ -86,10 +87,6 @@ export function asClientError(e: unknown): SmtpClientError {
     temporary: true,
     cause: e,
   });
-}
-
-function policySource(p: PolicyLookup): string {
-  return p.matched === 'default' ? 'default' : p.matched.replace(/^domain /, '');
 }
 
 function safeChain(

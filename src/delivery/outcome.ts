@@ -99,7 +99,8 @@ export function mxDnssecWords(domain: string, f: Extract<PlanFailure, { kind: 'm
   return `the DNSSEC lookup of the MX records of ${domain} was ${what}${f.detail !== null ? ` (${f.detail})` : ''}`;
 }
 
-function policySource(p: PolicyLookup): string {
+/** The table entry's name as rule texts show it ('default', 'example.org', '.example.org'). */
+export function policySource(p: PolicyLookup): string {
   return p.matched === 'default' ? 'default' : p.matched.replace(/^domain /, '');
 }
 
