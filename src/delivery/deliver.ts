@@ -263,6 +263,8 @@ export type PolicyCheckMx = HostRecord;
 export interface PolicyCheckResult {
   domain: string;
   policy: { level: TlsLevel; profile: string | null; matched: string };
+  /** The MX hosts came from a DNSSEC-validated answer (asked for DANE levels). */
+  mxSecure: boolean;
   mx: PolicyCheckMx[];
   verdict: { outcome: 'deliver' | 'defer' | 'bounce'; host: string | null; rule: string; reason: string };
 }
@@ -284,6 +286,7 @@ export async function policyCheck(domain: string, deps: DeliveryDeps): Promise<P
     const o = planFailureOutcome(ctx.domain, p.failure);
     return {
       ...head,
+      mxSecure: false,
       mx: [],
       verdict: {
         outcome: o.kind === 'bounced' ? 'bounce' : 'defer',
@@ -315,5 +318,5 @@ export async function policyCheck(domain: string, deps: DeliveryDeps): Promise<P
           rule: mx[0]?.rule ?? 'no MX host',
           reason: mx.length === 0 ? 'no MX host address found' : [...new Set(mx.map((m) => m.reason))].join('; also: '),
         };
-  return { ...head, mx, verdict };
+  return { ...head, mxSecure: p.mxSecure, mx, verdict };
 }
