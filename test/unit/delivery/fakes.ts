@@ -9,7 +9,12 @@ import type { DnsClient, MxLookup, MxRecord } from '../../../src/dns/resolver.ts
 import { PolicyTable } from '../../../src/policy/table.ts';
 import type { PolicyTableSpec } from '../../../src/policy/table.ts';
 import { SmtpClientError } from '../../../src/smtp/client/errors.ts';
-import type { OutboundTransaction, RecipientResult, TransactionResult } from '../../../src/smtp/client/session.ts';
+import type {
+  OutboundTransaction,
+  RecipientResult,
+  StartTlsClientOptions,
+  TransactionResult,
+} from '../../../src/smtp/client/session.ts';
 import type { NegotiatedSession } from '../../../src/tls/session.ts';
 
 export function tlsSession(protocol = 'TLSv1.3'): NegotiatedSession {
@@ -54,6 +59,8 @@ function reply(text: string): RecipientResult['reply'] {
 export class FakeConnector implements Connector {
   readonly log: string[] = [];
   readonly sent: Array<{ host: string; tx: OutboundTransaction }> = [];
+  /** The options of every STARTTLS, in order. */
+  readonly tlsOptions: StartTlsClientOptions[] = [];
   readonly servers: Record<string, ServerScript>;
   constructor(servers: Record<string, ServerScript>) {
     this.servers = servers;
@@ -100,8 +107,9 @@ class FakeConnection implements DeliveryConnection {
   offersStartTls(): boolean {
     return this.#ext.has('STARTTLS');
   }
-  async startTls(): Promise<NegotiatedSession> {
+  async startTls(opts: StartTlsClientOptions): Promise<NegotiatedSession> {
     this.c.log.push(`${this.host}: STARTTLS`);
+    this.c.tlsOptions.push(opts);
     const t = this.s.tls ?? tlsSession();
     if (t === 'refused')
       throw new SmtpClientError('starttls-refused', `${this.host} refused STARTTLS: 454 4.7.0 no`, {
