@@ -158,6 +158,8 @@ export async function attempt(connector: Connector, a: AttemptInput): Promise<At
     now: a.now,
     ...(hp.dane !== null ? { dane: hp.dane } : {}),
     ...(via !== undefined ? { via } : {}),
+    // RFC 8461 §4.1: under MTA-STS the certificate must be valid for the MX host name.
+    ...(hp.source === 'mta-sts' ? { mxNameRequired: true } : {}),
   });
   // Read before QUIT: the socket's addresses are gone once it is closed.
   const facts: AttemptFacts = { offered, session, chain, localAddress: conn.localAddress, ehloName: conn.ehloName };

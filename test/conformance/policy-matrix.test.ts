@@ -12,7 +12,8 @@
  * - mta-sts: none | testing/enforce with the MX listed or not; "enforce-unlisted+mxsec": not
  *   listed, but the MX RRset is DNSSEC-validated (RFC 8461 §2 / resolve.ts step 2).
  * - tls: what the server did: no STARTTLS; TLS 1.0 / TLS 1.2 with a PKIX-untrusted certificate /
- *   TLS 1.2 trusted for another name / TLS 1.3 trusted for the MX name (all certificate B);
+ *   TLS 1.2 trusted for another name / TLS 1.3 trusted for the MX name / TLS 1.3 trusted for the
+ *   recipient domain only, not the MX name (all certificate B);
  *   DANE match (TLS 1.3, self-signed certificate A: matches the TLSA record, not PKIX) / DANE
  *   mismatch (TLS 1.3, self-signed certificate B).
  * Hex digests in rule texts are shown as <hex> (the certificates are made per run).
@@ -53,6 +54,7 @@ const TLS_FACTS = [
   'tls1.2-untrusted',
   'tls1.2-trusted-wrong-name',
   'tls1.3-trusted',
+  'tls1.3-trusted-domain-only',
   'dane-match',
   'dane-mismatch',
 ] as const;
@@ -167,6 +169,11 @@ async function build(): Promise<string> {
       chain: chainReport(true, { dnsNames: ['mail.other.example'], subject: 'CN=mail.other.example' }),
     },
     'tls1.3-trusted': { offered: true, session: session('TLSv1.3', certB.der), chain: chainReport(true, {}) },
+    'tls1.3-trusted-domain-only': {
+      offered: true,
+      session: session('TLSv1.3', certB.der),
+      chain: chainReport(true, { dnsNames: [DOMAIN], subject: `CN=${DOMAIN}` }),
+    },
     'dane-match': { offered: true, session: session('TLSv1.3', certA.der), chain: chainReport(false, selfSigned) },
     'dane-mismatch': { offered: true, session: session('TLSv1.3', certB.der), chain: chainReport(false, selfSigned) },
   };
@@ -220,6 +227,7 @@ async function build(): Promise<string> {
       now: NOW,
       ...(hp.dane !== null ? { dane: hp.dane } : {}),
       ...(via !== undefined ? { via } : {}),
+      ...(hp.source === 'mta-sts' ? { mxNameRequired: true } : {}),
     });
     const testing =
       hp.stsTesting !== null
