@@ -103,7 +103,27 @@ export type DeliveryEvent =
   | { event: 'delivery.error'; msgId: string | null; domain: string; err: string };
 
 /** The queue and its manager (src/queue, src/gateway/qmgr). */
-export type QueueEvent = { event: 'queue.dsn'; msgId: string; action: string };
+export type QueueEvent =
+  /** smtpd's message is committed to the spool (250 sent after this). */
+  | {
+      event: 'queue.accepted';
+      msgId: string;
+      from: string;
+      rcpts: number;
+      size: number;
+      listener: string;
+      tls: string | null;
+    }
+  /** A DSN was enqueued in the same transaction as the results that caused it. */
+  | { event: 'qmgr.dsn'; msgId: string; dsnId: string; action: string; recipients: string[] }
+  /** No DSN although one was due: a report about a bounce (null sender) is never sent. */
+  | { event: 'qmgr.dsn-dropped'; msgId: string; action: string; why: 'null-sender' }
+  /** Past the queue lifetime: the pending recipients bounced. */
+  | { event: 'qmgr.expired'; msgId: string; recipients: string[] }
+  /** One message's delivery failed unexpectedly or its results could not be stored; it stays queued. */
+  | { event: 'qmgr.deliver-error'; msgId: string; err: string }
+  /** A queue manager pass failed (the spool could not be read). */
+  | { event: 'qmgr.error'; err: string };
 
 /** The admin endpoint (src/gateway/admin). */
 export type AdminEvent = { event: 'admin.refused'; reason: string; method: string; path: string };
@@ -123,6 +143,9 @@ const SEVERITY: Partial<Record<EventName, 'info' | 'warn' | 'error'>> = {
   'delivery.sts-testing-failure': 'warn',
   'delivery.tlsrpt-failed': 'error',
   'delivery.error': 'error',
+  'qmgr.dsn-dropped': 'warn',
+  'qmgr.deliver-error': 'warn',
+  'qmgr.error': 'error',
 };
 
 export interface EventSink {

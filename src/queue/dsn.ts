@@ -15,7 +15,12 @@ export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expand
 export interface DsnRecipient {
   /** The envelope recipient (RCPT TO) this report is about: Final-Recipient. */
   address: string;
-  /** ORCPT override; by default taken from the envelope recipient with this address. */
+  /**
+   * Its recipient id (`envelope.recipients[id]`), whose NOTIFY and ORCPT apply. Without an id the
+   * first envelope recipient with this address is used (the same address can appear twice).
+   */
+  id?: number;
+  /** ORCPT override; by default taken from the envelope recipient. */
   orcpt?: string | null;
   /** RFC 3463 status, e.g. '5.7.1' (normalised to the class the action implies). */
   status: string;
@@ -44,6 +49,33 @@ export interface DsnInput {
   queueId?: string;
   /** Largest original message returned in full (default 50 000 octets, Postfix's bounce_size_limit). */
   maxOriginalBytes?: number;
+  /**
+   * What a failure report returns (RFC 3461 §4.3): default the sender's RET, FULL when none.
+   * The queue manager passes `returnContent(...)`, which returns headers only for mail that
+   * arrived unauthenticated from outside the trusted networks.
+   */
+  ret?: 'FULL' | 'HDRS';
+}
+
+/**
+ * RET for a report about `env`. The sender's own RET wins (RFC 3461 §4.3). Without one, the full
+ * message goes back only when the sender is known: the mail arrived with SMTP AUTH
+ * (`arrival.authUser`) or from a trusted network (`trustedClient`, the relay `networks`). For
+ * anything else the sender address may be forged, and a bounce carrying the whole message would
+ * deliver it to a third party (backscatter): such reports carry the headers only, as RET=HDRS.
+ */
+export function returnContent(env: Envelope, trustedClient: boolean): 'FULL' | 'HDRS' {
+  if (env.dsnRet !== null) return env.dsnRet;
+  return env.arrival.authUser !== null || trustedClient ? 'FULL' : 'HDRS';
+}
+
+/** The envelope recipient a report line is about: by id when given, else the first with the address. */
+function envelopeRecipient(env: Envelope, r: DsnRecipient): Envelope['recipients'][number] | undefined {
+  if (r.id !== undefined) {
+    const byId = env.recipients[r.id];
+    if (byId !== undefined && byId.address === r.address) return byId;
+  }
+  return env.recipients.find((e) => e.address === r.address);
 }
 
 export const DEFAULT_MAX_ORIGINAL_BYTES = 50_000;
@@ -71,7 +103,7 @@ export type DsnPlan =
 export function planDsn(input: DsnInput): DsnPlan {
   const env = input.envelope;
   const wanted = input.recipients.filter((r) => {
-    const er = env.recipients.find((e) => e.address === r.address);
+    const er = envelopeRecipient(env, r);
     return wantsDsn(er ? er.dsn.notify : null, input.action);
   });
   const all = input.recipients.map((r) => r.address);
@@ -186,7 +218,7 @@ function chooseReturned(input: DsnInput): Returned {
   const global = input.envelope.smtputf8; // RFC 6532 §3.7 / RFC 6533 §6: message/global for SMTPUTF8 mail
   const failed = input.action === 'failed';
   // RET only governs failure DSNs (RFC 3461 §4.3); other reports carry the headers only.
-  const full = failed && input.envelope.dsnRet !== 'HDRS';
+  const full = failed && (input.ret ?? input.envelope.dsnRet) !== 'HDRS';
   const desc = failed ? 'Undelivered Message' : input.action === 'delayed' ? 'Delayed Message' : 'Delivered Message';
   if (full && msg.length <= cap && isSafeText(msg)) {
     const type = global ? 'message/global' : 'message/rfc822';
@@ -348,8 +380,7 @@ function deliveryStatus(input: DsnInput, host: string): string {
   // Per-recipient fields, §2.3, in the order the RFC lists them.
   for (const r of input.recipients) {
     const g: string[] = [];
-    const orcpt =
-      r.orcpt !== undefined ? r.orcpt : (env.recipients.find((e) => e.address === r.address)?.dsn.orcpt ?? null);
+    const orcpt = r.orcpt !== undefined ? r.orcpt : (envelopeRecipient(env, r)?.dsn.orcpt ?? null);
     const orig = orcpt ? typedAddress(orcpt) : null;
     if (orig) g.push(...header('Original-Recipient', orig)); // RFC 3461 §6.3: ORCPT as given
     g.push(...header('Final-Recipient', addressField(r.address)));

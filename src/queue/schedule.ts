@@ -4,6 +4,7 @@
  */
 import { replyClass, replyStatus } from '../smtp/protocol/reply-class.ts';
 import type { ReplyClass } from '../smtp/protocol/reply-class.ts';
+import type { RecipientStatus } from './types.ts';
 
 export interface RetryOptions {
   /** First retry delay (default 5 min). */
@@ -70,6 +71,56 @@ export function delayWarningDue(
 }
 
 export type { ReplyClass } from '../smtp/protocol/reply-class.ts';
+/** Options of the queue's one schedule (config `queue.retry`, `queue.maxLifetimeMs`, `queue.delayWarningMs`). */
+export interface ScheduleOptions {
+  retry?: Partial<RetryOptions>;
+  /** Default 5 days. */
+  maxLifetimeMs?: number;
+  /** Default 4 h; 0 disables delay warnings. */
+  delayWarningMs?: number;
+  /** Jitter source (tests). */
+  random?: () => number;
+}
+
+/**
+ * Backoff and lifetimes, computed in one place above the storage: the queue manager asks the
+ * schedule, and hands the spool absolute times (`nextAttemptAt`, `createdBefore`) only. A spool
+ * backend therefore cannot drift from another in when it retries or gives up.
+ */
+export interface Schedule {
+  readonly maxLifetimeMs: number;
+  readonly delayWarningMs: number;
+  /** The status as the spool must store it: final states lose `nextAttemptAt`; open ones get one. */
+  settle(r: RecipientStatus, now: Date): RecipientStatus;
+  /** Messages created at or before this time have outlived `maxLifetimeMs`. */
+  expiredBefore(now: Date): Date;
+  /** Messages created at or before this time are due a delay warning; null when warnings are off. */
+  warnBefore(now: Date): Date | null;
+  /** When the queue gives up on a message created at `createdAt` (RFC 3464 §2.3.9 Will-Retry-Until). */
+  retryUntil(createdAt: Date | string): Date;
+}
+
+/** The schedule for `opts` (defaults: Postfix's 5 days lifetime, 4 h delay warning). */
+export function createSchedule(opts: ScheduleOptions = {}): Schedule {
+  const retry = opts.retry ?? {};
+  const maxLifetimeMs = opts.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS;
+  const delayWarningMs = opts.delayWarningMs ?? DEFAULT_DELAY_WARNING_MS;
+  const random = opts.random ?? Math.random;
+  return {
+    maxLifetimeMs,
+    delayWarningMs,
+    settle(r, now) {
+      if (r.state === 'delivered' || r.state === 'bounced') return { ...r, nextAttemptAt: null };
+      const given = r.nextAttemptAt === null ? NaN : Date.parse(r.nextAttemptAt);
+      if (Number.isFinite(given)) return r;
+      const next = r.state === 'deferred' ? nextAttempt(r.attempts, now, retry, random) : now;
+      return { ...r, nextAttemptAt: next.toISOString() };
+    },
+    expiredBefore: (now) => new Date(now.getTime() - maxLifetimeMs),
+    warnBefore: (now) => (delayWarningMs > 0 ? new Date(now.getTime() - delayWarningMs) : null),
+    retryUntil: (createdAt) => new Date(toMs(createdAt) + maxLifetimeMs),
+  };
+}
 
 /**
  * Temporary or permanent, from an SMTP reply (RFC 5321 §4.2.1): the reply code decides, as
