@@ -289,12 +289,12 @@ class SqliteSpoolImpl implements SqliteSpool {
          ORDER BY created_ms, rowid LIMIT ?`,
       ),
       listAll: p(
-        'SELECT id, created_ms, created_at, envelope, size, warned FROM messages ORDER BY created_ms, rowid LIMIT ?',
+        'SELECT id, created_ms, created_at, envelope, size, warned FROM messages ORDER BY created_ms, rowid LIMIT ? OFFSET ?',
       ),
       listState: p(
         `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE id IN
            (SELECT msg_id FROM recipients WHERE state = ?)
-         ORDER BY created_ms, rowid LIMIT ?`,
+         ORDER BY created_ms, rowid LIMIT ? OFFSET ?`,
       ),
       retryAll: p("UPDATE recipients SET next_ms = ? WHERE state = 'deferred'"),
       retryOne: p("UPDATE recipients SET next_ms = ? WHERE state = 'deferred' AND msg_id = ?"),
@@ -394,10 +394,11 @@ class SqliteSpoolImpl implements SqliteSpool {
     });
   }
 
-  async list(filter: { state?: RecipientState; limit?: number } = {}): Promise<QueuedMessage[]> {
+  async list(filter: { state?: RecipientState; limit?: number; offset?: number } = {}): Promise<QueuedMessage[]> {
     this.#open();
     const limit = clampLimit(filter.limit ?? Number.MAX_SAFE_INTEGER);
-    const rows = filter.state ? this.#s.listState.all(filter.state, limit) : this.#s.listAll.all(limit);
+    const offset = Math.max(0, Math.floor(filter.offset ?? 0));
+    const rows = filter.state ? this.#s.listState.all(filter.state, limit, offset) : this.#s.listAll.all(limit, offset);
     return this.#rows(rows);
   }
 

@@ -90,8 +90,11 @@ export interface Spool {
   /** Record results for some recipients; a message whose recipients are all final is removed. */
   updateRecipients(id: string, updates: RecipientStatus[]): Promise<void>;
   markWarned(id: string): Promise<void>;
-  /** Oldest first; `state`: messages with at least one recipient in that state; `limit`: at most that many. */
-  list(filter?: { state?: RecipientState; limit?: number }): Promise<QueuedMessage[]>;
+  /**
+   * Oldest first; `state`: messages with at least one recipient in that state; `limit`: at most
+   * that many; `offset`: skip that many first (pagination of the admin API's GET /queue).
+   */
+  list(filter?: { state?: RecipientState; limit?: number; offset?: number }): Promise<QueuedMessage[]>;
   delete(id: string): Promise<boolean>;
   /** Make every deferred recipient due now (queue flush / retry); resolves with the number of recipients. */
   retryNow(id?: string): Promise<number>;

@@ -209,7 +209,7 @@ describe('users file', () => {
       { mode: 0o644 },
     );
     const s = await loadUsers(path);
-    assert.match(s.warnings[0] ?? '', /readable by others \(mode 644\)/);
+    assert.match(s.warnings[0] ?? '', /readable by group\/others \(mode 0644\); run chmod 600 /);
   });
   test('default cost is the documented one', () => {
     assert.deepEqual({ ...SCRYPT_PARAMS }, { ln: 15, r: 8, p: 1 });
