@@ -117,7 +117,12 @@ export function embeddedDefaults(stateDir = './var'): GatewayConfig {
       perIp: { ...DEFAULT_AUTH_RATE_LIMIT.perIp },
       perUser: { ...DEFAULT_AUTH_RATE_LIMIT.perUser },
     },
-    admin: { address: '127.0.0.1', port: DEFAULT_ADMIN_PORT },
+    admin: {
+      address: '127.0.0.1',
+      port: DEFAULT_ADMIN_PORT,
+      tokenFile: join(dir, 'admin.token'),
+      metricsTokenFile: null,
+    },
     log: { level: 'info' },
   };
 }

@@ -30,8 +30,20 @@ export type DeliveryEvent = {
 /** The queue and its manager (src/queue, src/gateway/qmgr). */
 export type QueueEvent = { event: 'queue.dsn'; msgId: string; action: string };
 
-/** The admin endpoint (src/gateway/admin). */
-export type AdminEvent = { event: 'admin.refused'; reason: string; method: string; path: string };
+/**
+ * The admin endpoint (src/gateway/admin) and the operator's files: who changed the queue, refused
+ * requests, tokens, the users file being reloaded, secrets readable by others.
+ */
+export type AdminEvent =
+  | { event: 'admin.refused'; reason: string; method: string; path: string; client?: string }
+  /** `who`: the token that authorised it (today only 'admin'); `client`: address:port it came from. */
+  | { event: 'admin.queue-delete'; who: string; client: string; msgId: string; found: boolean }
+  | { event: 'admin.queue-retry'; who: string; client: string; msgId: string | null; recipients: number }
+  | { event: 'admin.token-created'; file: string; kind: 'admin' | 'metrics' }
+  /** A secret (private key, users file, admin token) that group or others may read; `fix` says how. */
+  | { event: 'admin.file-mode'; file: string; kind: 'private-key' | 'users' | 'admin-token'; mode: string; fix: string }
+  | { event: 'admin.users-reloaded'; file: string; users: number }
+  | { event: 'admin.users-reload-failed'; file: string; error: string };
 
 export type PosternEvent = SmtpdEvent | DeliveryEvent | QueueEvent | AdminEvent;
 export type EventName = PosternEvent['event'];
@@ -43,6 +55,9 @@ const SEVERITY: Partial<Record<EventName, 'info' | 'warn' | 'error'>> = {
   'smtpd.bare-lf': 'warn',
   'smtpd.auth-failure': 'warn',
   'admin.refused': 'warn',
+  'admin.queue-delete': 'warn',
+  'admin.file-mode': 'warn',
+  'admin.users-reload-failed': 'error',
 };
 
 export interface EventSink {

@@ -12,7 +12,7 @@
  * name cannot redirect the write.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Mode for files holding secrets (keys, password hashes, tokens): owner read/write only. */
@@ -48,6 +48,40 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   } catch (e) {
     if (created) await rm(tmp, { force: true }).catch(() => undefined);
     throw e;
+  }
+}
+
+/**
+ * Creates `path` with `data` only if it does not exist yet, atomically: the complete, synced temp
+ * file is hard-linked to the name (link(2) fails with EEXIST instead of replacing), so two
+ * processes creating the same file at once end with one complete version, and the loser learns
+ * it lost. Resolves true when this call created the file, false when it already existed.
+ */
+export async function createFileExclusive(
+  path: string,
+  data: string | Uint8Array,
+  opts: { mode: number },
+): Promise<boolean> {
+  const tmp = tempPathFor(path);
+  const fh = await open(tmp, 'wx', opts.mode);
+  try {
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(opts.mode);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await link(tmp, path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    await syncDir(dirname(path));
+    return true;
+  } finally {
+    await rm(tmp, { force: true }).catch(() => undefined);
   }
 }
 

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { PosternError } from '../core/errors.ts';
+import { createEventSink } from '../core/events.ts';
 import { TLSRPT_LISTENER } from '../delivery/deliver.ts';
 import type { DeliveryDeps } from '../delivery/deliver.ts';
 import { createDnssecResolver } from '../dns/dnssec.ts';
@@ -25,15 +26,15 @@ import type { Envelope } from '../queue/types.ts';
 import { createSmtpServer } from '../smtp/server/index.ts';
 import type { SessionInfo, SmtpServer } from '../smtp/server/index.ts';
 import { isPathError, parsePath } from './address.ts';
-import { startAdmin } from './admin.ts';
+import { adminTokens, startAdmin, warnLooseMode } from './admin.ts';
 import type { AdminServer } from './admin.ts';
 import { createMetrics } from './metrics.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { QueueManager } from './qmgr.ts';
 import { relayPolicyFromConfig } from './relay.ts';
 import type { RelayPolicy, RelaySession } from './relay.ts';
-import { AuthRateLimiter, loadUsers } from './users.ts';
-import type { UserStore } from './users.ts';
+import { AuthRateLimiter, checkLogin, loadUsers, watchUsers } from './users.ts';
+import type { UserStore, UsersWatcher } from './users.ts';
 
 export interface Gateway {
   listeners: Array<{ name: string; address: string; port: number }>;
@@ -143,6 +144,26 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
 
   let users: UserStore | null = config.users ? await loadUsers(config.users, { allowMissing: true }) : null;
   let relay: RelayPolicy = relayPolicyFromConfig(config.relay, users);
+  // Secrets others can read, the admin tokens, and `postern user …` taking effect at once.
+  const events = createEventSink({ log });
+  await warnLooseMode(config.tls.key, 'private-key', events);
+  if (config.users) await warnLooseMode(config.users, 'users', events);
+  const tokens = config.admin ? await adminTokens(config.admin, events) : null;
+  let relayConfig = config.relay;
+  const watchUsersFile = (path: string | null): UsersWatcher | null =>
+    path === null
+      ? null
+      : watchUsers(path, {
+          onLoad: (store) => {
+            users = store;
+            relay = relayPolicyFromConfig(relayConfig, users);
+            events.emit({ event: 'admin.users-reloaded', file: path, users: store.size });
+            void warnLooseMode(path, 'users', events);
+          },
+          onError: (e) =>
+            events.emit({ event: 'admin.users-reload-failed', file: path, error: (e as Error).message ?? String(e) }),
+        });
+  let usersWatch = watchUsersFile(config.users);
   let policy = new PolicyTable(policySpec(config));
   const limiter = new AuthRateLimiter(config.authRateLimit);
   const metrics: GatewayMetrics = createMetrics();
@@ -190,16 +211,11 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     logger: log,
     hooks: {
       authenticate: async (user, password, s) => {
-        const check = limiter.check(s.clientAddress, user);
-        if (!check.allowed) {
-          metrics.auth.inc({ result: 'rate-limited' });
-          return 'rate-limited';
-        }
-        const ok = users !== null && (await users.verify(user, password));
-        if (ok) limiter.recordSuccess(s.clientAddress, user);
-        else limiter.recordFailure(s.clientAddress, user);
-        metrics.auth.inc({ result: ok ? 'ok' : 'bad' });
-        return ok ? 'ok' : 'bad';
+        // Counted as in flight before hashing: parallel guesses cannot outrun the limit.
+        const verify = (u: string, p: string): Promise<boolean> => users?.verify(u, p) ?? Promise.resolve(false);
+        const r = await checkLogin(limiter, verify, s.clientAddress, user, password);
+        metrics.auth.inc({ result: typeof r === 'string' ? r : r.result });
+        return r;
       },
       authenticateExternal: async (_subject, certificate) => {
         const fp = (certificate.fingerprint256 ?? '').replaceAll(':', '').toUpperCase();
@@ -303,8 +319,8 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   maintenanceTimer.unref();
 
   let admin: AdminServer | null = null;
-  if (config.admin) {
-    admin = await startAdmin({ ...config.admin, spool, metrics, kick: () => qmgr.kick(), log });
+  if (config.admin && tokens) {
+    admin = await startAdmin({ ...config.admin, spool, metrics, tokens, kick: () => qmgr.kick(), log, events });
   }
   log.info({ event: 'gateway.started', listeners, admin: admin?.address ?? null, queue: config.queue.dir });
 
@@ -319,12 +335,16 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     },
     async reload(next = config) {
       users = next.users ? await loadUsers(next.users, { allowMissing: true }) : null;
+      relayConfig = next.relay;
       relay = relayPolicyFromConfig(next.relay, users);
+      usersWatch?.close();
+      usersWatch = watchUsersFile(next.users);
       policy = new PolicyTable(policySpec(next));
       log.info({ event: 'gateway.reloaded', users: users?.size ?? 0 });
     },
     async stop(o = {}) {
       log.info({ event: 'gateway.stopping' });
+      usersWatch?.close();
       await smtp.close({ graceful: true, timeoutMs: o.timeoutMs ?? 30_000 });
       clearInterval(maintenanceTimer);
       await maintenanceRun;

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { looseMode, SECRET_MODE, tempPathFor, writeFileAtomic } from '../../../src/core/fs.ts';
+import { createFileExclusive, looseMode, SECRET_MODE, tempPathFor, writeFileAtomic } from '../../../src/core/fs.ts';
 
 let dir: string;
 before(async () => {
@@ -72,6 +72,24 @@ describe('writeFileAtomic', () => {
     const b = tempPathFor('/srv/x/users.yaml');
     assert.notEqual(a, b);
     assert.match(a, /^\/srv\/x\/\.users\.yaml\.\d+\.[0-9a-f]{12}\.tmp$/);
+  });
+});
+
+describe('createFileExclusive', () => {
+  test('creates once: concurrent creators end with one complete version, exactly one wins', async () => {
+    const f = join(dir, 'admin.token');
+    const versions = Array.from({ length: 10 }, (_, i) => `token-${i}\n`);
+    const won = await Promise.all(versions.map((v) => createFileExclusive(f, v, { mode: SECRET_MODE })));
+    assert.equal(won.filter(Boolean).length, 1);
+    assert.equal(await readFile(f, 'utf8'), versions[won.indexOf(true)]);
+    assert.equal((await stat(f)).mode & 0o777, 0o600);
+    assert.equal(await createFileExclusive(f, 'other', { mode: SECRET_MODE }), false);
+    assert.equal(await readFile(f, 'utf8'), versions[won.indexOf(true)], 'an existing file is never replaced');
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.startsWith('.admin.token.')),
+      [],
+      'no temp files left behind',
+    );
   });
 });
 
