@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Command } from 'commander';
-import { registerUserCommands } from '../../../src/cli/commands/user.ts';
-import { makeCert } from '../../helpers/certs.ts';
-import { openSession, saslPlain, startTestGateway, waitFor } from '../../helpers/gateway.ts';
-import type { TestGateway } from '../../helpers/gateway.ts';
+import { registerUserCommands } from '../../../../src/cli/commands/user.ts';
+import { makeCert } from '../../../helpers/certs.ts';
+import { openSession, saslPlain, startTestGateway, waitFor } from '../../../helpers/gateway.ts';
+import type { TestGateway } from '../../../helpers/gateway.ts';
 
 const OLD = { name: 'old@postern.test', password: 'old user password' };
 

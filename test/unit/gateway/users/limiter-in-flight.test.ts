@@ -1,7 +1,7 @@
 /** users/limiter.ts: attempts count while in flight, so parallel guesses cannot outrun the limit. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AuthRateLimiter, checkLogin } from '../../../src/gateway/users.ts';
+import { AuthRateLimiter, checkLogin } from '../../../../src/gateway/users.ts';
 
 const make = () => {
   let now = Date.UTC(2026, 11, 4, 18, 27, 7);
