@@ -35,7 +35,8 @@ export type QueueEvent = { event: 'queue.dsn'; msgId: string; action: string };
  * requests, tokens, the users file being reloaded, secrets readable by others.
  */
 export type AdminEvent =
-  | { event: 'admin.refused'; reason: string; method: string; path: string; client?: string }
+  /** `suppressed`: refusals for the same reason not logged since the previous one (log-flood bound). */
+  | { event: 'admin.refused'; reason: string; method: string; path: string; client?: string; suppressed?: number }
   /** `who`: the token that authorised it (today only 'admin'); `client`: address:port it came from. */
   | { event: 'admin.queue-delete'; who: string; client: string; msgId: string; found: boolean }
   | { event: 'admin.queue-retry'; who: string; client: string; msgId: string | null; recipients: number }

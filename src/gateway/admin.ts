@@ -48,6 +48,11 @@ export const QUEUE_PAGE_MAX = 1000;
 /** Request bodies are not used; anything larger than this is refused unread. */
 const MAX_BODY_BYTES = 4096;
 const TOKEN_RE = /^[A-Za-z0-9_-]{32,512}$/;
+/**
+ * At most one `admin.refused` event per reason in this interval: any web page on the host can send
+ * requests in a loop, and each must not cost a log line (the rest are counted in `suppressed`).
+ */
+export const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 const TOKEN_HINT = 'remove the file and restart `postern serve` to generate a new token';
 
@@ -165,18 +170,29 @@ export async function startAdmin(opts: {
   log: Logger;
   /** Typed events (src/core/events.ts); default: logged through `log`. */
   events?: EventSink;
+  /** Clock for the refusal log bound (tests). */
+  now?: () => number;
 }): Promise<AdminServer> {
   const { spool, metrics, tokens } = opts;
   const events = opts.events ?? createEventSink({ log: opts.log });
   let allowedHosts = new Set<string>();
+  const now = opts.now ?? Date.now;
+  const lastRefusal = new Map<string, { at: number; suppressed: number }>(); // keys: the fixed reasons
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', 'http://admin');
     const client = `${hostLiteral(req.socket.remoteAddress ?? '?')}:${req.socket.remotePort ?? 0}`;
     const refuse = (status: number, reason: string, error: string, headers: Record<string, string> = {}): void => {
-      const e: AdminEvent = { event: 'admin.refused', reason, method, path: url.pathname, client };
-      events.emit(e);
+      const t = now();
+      const last = lastRefusal.get(reason);
+      if (last !== undefined && t - last.at < REFUSAL_LOG_INTERVAL_MS) last.suppressed++;
+      else {
+        const e: AdminEvent = { event: 'admin.refused', reason, method, path: url.pathname, client };
+        if (last !== undefined && last.suppressed > 0) e.suppressed = last.suppressed;
+        events.emit(e);
+        lastRefusal.set(reason, { at: t, suppressed: 0 });
+      }
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       send(res, status, { error });
     };

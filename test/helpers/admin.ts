@@ -65,7 +65,8 @@ export interface TestAdmin {
 
 const NOW = new Date('2026-12-04T18:00:00Z');
 
-export async function startTestAdmin(): Promise<TestAdmin> {
+/** `now`: the clock of the refusal log bound (default: the real one). */
+export async function startTestAdmin(o: { now?: () => number } = {}): Promise<TestAdmin> {
   const dir = await mkdtemp(join(tmpdir(), 'postern-admin-'));
   const spool = await openSqliteSpool(join(dir, 'queue'), { now: () => NOW });
   const m = queuedMessage('x', ['rcpt@far.example'], Buffer.from('Subject: x\r\n\r\nbody\r\n'));
@@ -97,6 +98,7 @@ export async function startTestAdmin(): Promise<TestAdmin> {
     kick: () => void kicks++,
     log: pino({ level: 'silent' }),
     events: sink,
+    ...(o.now ? { now: o.now } : {}),
   });
   return {
     port: admin.address.port,

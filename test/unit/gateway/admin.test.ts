@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { PosternEvent } from '../../../src/core/events.ts';
-import { ensureToken, readToken, warnLooseMode } from '../../../src/gateway/admin.ts';
+import { ensureToken, readToken, REFUSAL_LOG_INTERVAL_MS, warnLooseMode } from '../../../src/gateway/admin.ts';
 import { httpRequest, startTestAdmin } from '../../helpers/admin.ts';
 import type { TestAdmin } from '../../helpers/admin.ts';
 import { queuedMessage } from '../../helpers/queued.ts';
@@ -116,6 +116,34 @@ describe('GET /queue pagination', () => {
   test('out-of-range limits are a 400, not an unbounded answer', async () => {
     for (const q of ['?limit=0', '?limit=1001', '?limit=-1', '?offset=x', '?limit=1e3']) {
       assert.equal((await get(q)).status, 400, q);
+    }
+  });
+});
+
+describe('refusals do not flood the log', () => {
+  test('one admin.refused per reason per interval; the next one counts the suppressed', async () => {
+    let clock = 1_000_000;
+    const a = await startTestAdmin({ now: () => clock });
+    try {
+      const forged = () =>
+        httpRequest(a.port, {
+          method: 'POST',
+          path: '/queue/flush',
+          headers: { host: a.host, origin: 'http://evil.example', 'content-type': 'text/plain' },
+          body: 'x',
+        });
+      for (let i = 0; i < 50; i++) assert.equal((await forged()).status, 403);
+      const refused = () => a.events.filter((e) => e.event === 'admin.refused' && e.reason === 'origin');
+      assert.equal(refused().length, 1);
+      clock += REFUSAL_LOG_INTERVAL_MS;
+      await forged();
+      assert.deepEqual(
+        refused().map((e) => (e.event === 'admin.refused' ? (e.suppressed ?? 0) : -1)),
+        [0, 49],
+      );
+      assert.equal(await a.nextAttempt(), a.nextAttemptAt);
+    } finally {
+      await a.close();
     }
   });
 });
