@@ -12,8 +12,9 @@
  * name cannot redirect the write.
  */
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, rm } from 'node:fs/promises';
+import { link, open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { EventSink } from './events.ts';
 
 /** Mode for files holding secrets (keys, password hashes, tokens): owner read/write only. */
 export const SECRET_MODE = 0o600;
@@ -101,4 +102,15 @@ export async function syncDir(dir: string): Promise<void> {
  */
 export function looseMode(mode: number): string | null {
   return (mode & 0o077) === 0 ? null : (mode & 0o777).toString(8).padStart(4, '0');
+}
+
+/** Reports a secret file that group or others may read (typed `admin.file-mode`, with the fix). */
+export async function warnLooseMode(
+  path: string,
+  kind: 'private-key' | 'users' | 'admin-token',
+  events: EventSink,
+): Promise<void> {
+  const st = await stat(path).catch(() => null);
+  const mode = st === null ? null : looseMode(st.mode);
+  if (mode !== null) events.emit({ event: 'admin.file-mode', file: path, kind, mode, fix: `chmod 600 ${path}` });
 }

@@ -27,6 +27,7 @@ import { createEventSink } from '../core/events.ts';
 import type { AdminEvent, EventSink } from '../core/events.ts';
 import { PosternError } from '../core/errors.ts';
 import { createFileExclusive, looseMode, SECRET_MODE } from '../core/fs.ts';
+export { warnLooseMode } from '../core/fs.ts';
 import { isQueueId } from '../queue/sqlite.ts';
 import type { RecipientState, Spool } from '../queue/types.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -109,17 +110,6 @@ export async function ensureToken(path: string, kind: 'admin' | 'metrics', event
   }
   events.emit({ event: 'admin.token-created', file: path, kind });
   return token;
-}
-
-/** Reports a secret file that group or others may read (typed `admin.file-mode`, with the fix). */
-export async function warnLooseMode(
-  path: string,
-  kind: 'private-key' | 'users' | 'admin-token',
-  events: EventSink,
-): Promise<void> {
-  const st = await stat(path).catch(() => null);
-  const mode = st === null ? null : looseMode(st.mode);
-  if (mode !== null) events.emit({ event: 'admin.file-mode', file: path, kind, mode, fix: `chmod 600 ${path}` });
 }
 
 /** Constant-time comparison (RFC 6750 §5.3 recommends it): compare fixed-length digests. */

@@ -33,8 +33,8 @@ import type { GatewayMetrics } from './metrics.ts';
 import { QueueManager } from './qmgr.ts';
 import { relayPolicyFromConfig } from './relay.ts';
 import type { RelayPolicy, RelaySession } from './relay.ts';
-import { AuthRateLimiter, checkLogin, loadUsers, watchUsers } from './users.ts';
-import type { UserStore, UsersWatcher } from './users.ts';
+import { AuthRateLimiter, checkLogin, loadUsers, watchUsersFile } from './users.ts';
+import type { UserStore } from './users.ts';
 
 export interface Gateway {
   listeners: Array<{ name: string; address: string; port: number }>;
@@ -150,20 +150,11 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   if (config.users) await warnLooseMode(config.users, 'users', events);
   const tokens = config.admin ? await adminTokens(config.admin, events) : null;
   let relayConfig = config.relay;
-  const watchUsersFile = (path: string | null): UsersWatcher | null =>
-    path === null
-      ? null
-      : watchUsers(path, {
-          onLoad: (store) => {
-            users = store;
-            relay = relayPolicyFromConfig(relayConfig, users);
-            events.emit({ event: 'admin.users-reloaded', file: path, users: store.size });
-            void warnLooseMode(path, 'users', events);
-          },
-          onError: (e) =>
-            events.emit({ event: 'admin.users-reload-failed', file: path, error: (e as Error).message ?? String(e) }),
-        });
-  let usersWatch = watchUsersFile(config.users);
+  const onUsers = (store: UserStore): void => {
+    users = store;
+    relay = relayPolicyFromConfig(relayConfig, users);
+  };
+  let usersWatch = watchUsersFile(config.users, events, onUsers);
   let policy = new PolicyTable(policySpec(config));
   const limiter = new AuthRateLimiter(config.authRateLimit);
   const metrics: GatewayMetrics = createMetrics();
@@ -338,7 +329,7 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
       relayConfig = next.relay;
       relay = relayPolicyFromConfig(next.relay, users);
       usersWatch?.close();
-      usersWatch = watchUsersFile(next.users);
+      usersWatch = watchUsersFile(next.users, events, onUsers);
       policy = new PolicyTable(policySpec(next));
       log.info({ event: 'gateway.reloaded', users: users?.size ?? 0 });
     },

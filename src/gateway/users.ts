@@ -22,5 +22,5 @@ export type { UserRecord } from './users/store.ts';
 export { addUser, listUsers, loadUsers, removeUser, setPassword } from './users/file.ts';
 export { AuthRateLimiter, checkLogin } from './users/limiter.ts';
 export type { LoginRefusal, LoginResult, LoginTicket, RateLimitRule } from './users/limiter.ts';
-export { watchUsers } from './users/watch.ts';
+export { watchUsers, watchUsersFile } from './users/watch.ts';
 export type { UsersWatcher } from './users/watch.ts';

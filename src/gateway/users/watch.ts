@@ -10,6 +10,8 @@
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import type { EventSink } from '../../core/events.ts';
+import { warnLooseMode } from '../../core/fs.ts';
 import { loadUsers } from './file.ts';
 import type { UserStore } from './store.ts';
 
@@ -63,4 +65,30 @@ export function watchUsers(
       watcher?.close();
     },
   };
+}
+
+/**
+ * {@link watchUsers} for `postern serve`: each reload is an `admin.users-reloaded` event (and an
+ * `admin.file-mode` one when the new file is readable by others), each failure an
+ * `admin.users-reload-failed` one; null when there is no users file.
+ */
+export function watchUsersFile(
+  path: string | null,
+  events: EventSink,
+  onLoad: (store: UserStore) => void,
+): UsersWatcher | null {
+  if (path === null) return null;
+  return watchUsers(path, {
+    onLoad: (store) => {
+      onLoad(store);
+      events.emit({ event: 'admin.users-reloaded', file: path, users: store.size });
+      void warnLooseMode(path, 'users', events);
+    },
+    onError: (e) =>
+      events.emit({
+        event: 'admin.users-reload-failed',
+        file: path,
+        error: e instanceof Error ? e.message : String(e),
+      }),
+  });
 }
