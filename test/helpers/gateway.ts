@@ -4,7 +4,7 @@
  * loopback ports), its JSON log captured for assertions, and a raw SMTP client that can bind a
  * chosen loopback source address (to be outside `relay.networks`) and upgrade with STARTTLS.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -39,6 +39,8 @@ export interface TestListener {
 export interface TestGatewayOptions {
   certPem: string;
   keyPem: string;
+  /** Mode of the written key file (default 0600). */
+  keyMode?: number;
   hostname?: string;
   listeners: TestListener[];
   users?: TestUser[];
@@ -92,7 +94,8 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
   const dir = await mkdtemp(join(tmpdir(), 'postern-gw-'));
   try {
     await writeFile(join(dir, 'cert.pem'), o.certPem);
-    await writeFile(join(dir, 'key.pem'), o.keyPem, { mode: 0o600 });
+    await writeFile(join(dir, 'key.pem'), o.keyPem, { mode: o.keyMode ?? 0o600 });
+    await chmod(join(dir, 'key.pem'), o.keyMode ?? 0o600);
     for (const u of o.users ?? []) {
       await addUser(join(dir, 'users.yaml'), u.name, u.password, u.addresses ? { addresses: u.addresses } : {});
     }

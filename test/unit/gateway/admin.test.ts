@@ -7,6 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import type { PosternEvent } from '../../../src/core/events.ts';
 import { ensureToken, readToken, REFUSAL_LOG_INTERVAL_MS, warnLooseMode } from '../../../src/gateway/admin.ts';
 import { httpRequest, startTestAdmin } from '../../helpers/admin.ts';
+import { makeCert } from '../../helpers/certs.ts';
+import { startTestGateway } from '../../helpers/gateway.ts';
 import type { TestAdmin } from '../../helpers/admin.ts';
 import { queuedMessage } from '../../helpers/queued.ts';
 
@@ -144,6 +146,30 @@ describe('refusals do not flood the log', () => {
       assert.equal(await a.nextAttempt(), a.nextAttemptAt);
     } finally {
       await a.close();
+    }
+  });
+});
+
+describe('the gateway reports secrets others can read', { timeout: 60_000 }, () => {
+  test('a 0644 private key: one admin.file-mode line, naming file, mode and fix', async () => {
+    const cert = await makeCert({ subject: 'CN=mx.postern.test', dnsNames: ['mx.postern.test'] });
+    const g = await startTestGateway({
+      certPem: cert.pem,
+      keyPem: cert.keyPem,
+      keyMode: 0o644,
+      listeners: [{ name: 'submission', mode: 'starttls', role: 'submission', auth: 'required' }],
+      users: [{ name: 'u@postern.test', password: 'a long password' }],
+    });
+    try {
+      const modes = g.logs.filter((l) => l['event'] === 'admin.file-mode');
+      const key = join(g.dir, 'key.pem');
+      assert.deepEqual(
+        modes.map((l) => [l['file'], l['kind'], l['mode'], l['fix'], l['level']]),
+        [[key, 'private-key', '0644', `chmod 600 ${key}`, 40]],
+        'the key is reported (pino level 40 = warn); the 0600 users file and token are not',
+      );
+    } finally {
+      await g.close();
     }
   });
 });
