@@ -14,13 +14,6 @@ export interface RateLimitRule {
   windowMs: number;
 }
 
-/**
- * Failed logins per client IP and per user name, in sliding windows: after `failures` failures
- * within `windowMs`, further attempts are refused until the oldest failure leaves the window.
- * Memory is bounded: at most `maxEntries` keys per table, least recently touched dropped first,
- * and each key keeps at most `failures` timestamps. A success clears the user's failures but
- * not the IP's (otherwise one valid account would reset an attacker's budget for guessing others).
- */
 /** An admitted login attempt: call `finish` once with the outcome (later calls are ignored). */
 export interface LoginTicket {
   allowed: true;
@@ -35,6 +28,13 @@ export interface LoginRefusal {
   until: Date;
 }
 
+/**
+ * Failed logins per client IP and per user name, in sliding windows: after `failures` failures
+ * within `windowMs`, further attempts are refused until the oldest failure leaves the window.
+ * Memory is bounded: at most `maxEntries` keys per table, least recently touched dropped first,
+ * and each key keeps at most `failures` timestamps. A success clears the user's failures but
+ * not the IP's (otherwise one valid account would reset an attacker's budget for guessing others).
+ */
 export class AuthRateLimiter {
   readonly #perIp: RateLimitRule;
   readonly #perUser: RateLimitRule;
@@ -94,12 +94,14 @@ export class AuthRateLimiter {
     };
   }
 
+  /** Records a failed login (what {@link begin}'s `finish(false)` does). */
   recordFailure(ip: string, user: string | null): void {
     const now = this.#now();
     this.#add(this.#ips, ipKey(ip), this.#perIp, now);
     if (user !== null) this.#add(this.#users, userKey(user), this.#perUser, now);
   }
 
+  /** Records a successful login: clears the user's failures, not the address's. */
   recordSuccess(_ip: string, user: string): void {
     this.#users.delete(userKey(user));
   }
