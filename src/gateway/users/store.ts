@@ -9,7 +9,7 @@ import { DUMMY_HASH, MAX_PASSWORD_BYTES, verifyPassword } from './hash.ts';
 /** One user as stored. */
 export interface UserRecord {
   name: string;
-  /** Self-describing hash (see {@link hashPassword}). */
+  /** Self-describing hash (users/hash.ts). */
   password: string;
   /** Sender addresses this user may use; `@domain` means any address at that domain. */
   addresses: string[];
@@ -56,7 +56,7 @@ class Semaphore {
   }
 }
 
-/** The users, loaded. Immutable: reload (SIGHUP) by loading a new store. */
+/** The users, loaded. Immutable: a reload (file watcher, SIGHUP) loads a new store. */
 export class UserStore {
   /** The file this store came from, or null. */
   readonly path: string | null;
