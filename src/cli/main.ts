@@ -119,6 +119,9 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('--admin <url>', 'admin endpoint of the running server (default: from the config)')
     .option('-c, --config <file>', 'YAML config to read the admin endpoint from')
     .option('--state-dir <dir>', 'state dir of the embedded default', 'var')
+    .option('--token-file <file>', 'admin token of the running server (default: admin.tokenFile of the config)')
+    .option('--limit <n>', 'list: at most this many messages (default 100, at most 1000)')
+    .option('--offset <n>', 'list: skip this many first (see the "more:" line)')
     .option('--json', 'print JSON')
     .action(async (action: string, id: string | undefined, opts) => {
       const { queueCommand } = await import('./commands/queue.ts');

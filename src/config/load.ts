@@ -213,11 +213,16 @@ export async function parseConfig(text: string, label: string, baseDir: string):
 
   let admin: GatewayConfig['admin'] = null;
   if (file.admin !== undefined) {
-    admin = { address: file.admin.address as string, port: file.admin.port as number };
+    admin = {
+      address: file.admin.address as string,
+      port: file.admin.port as number,
+      tokenFile: abs(file.admin.tokenFile ?? join(queue.dir, 'admin.token')),
+      metricsTokenFile: file.admin.metricsTokenFile === undefined ? null : abs(file.admin.metricsTokenFile),
+    };
     if (!isLoopback(admin.address) && file.admin.allowInsecureRemoteAdmin !== true)
       c.at(
         ['admin', 'address'],
-        'the admin API (metrics, queue control) has no authentication; bind it to 127.0.0.1 or ::1 (or set allowInsecureRemoteAdmin: true)',
+        'the admin API (metrics, queue control) is plain HTTP: its bearer token would cross the network in clear; bind it to 127.0.0.1 or ::1 (or set allowInsecureRemoteAdmin: true)',
       );
     const clash = listen.findIndex((l) => sameSocket(l, admin as { address: string; port: number }));
     if (clash >= 0) c.at(['admin', 'port'], `${admin.address}:${admin.port} collides with listen[${clash}]`);

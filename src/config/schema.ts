@@ -114,8 +114,12 @@ export interface GatewayConfig {
   policy: { default: DomainPolicyConfig; domains: ReadonlyMap<string, DomainPolicyConfig> };
   limits: LimitsConfig;
   authRateLimit: { perIp: RateLimitRule; perUser: RateLimitRule };
-  /** Metrics + queue API; null = disabled. */
-  admin: { address: string; port: number } | null;
+  /**
+   * Metrics + queue API; null = disabled. Every request but /healthz needs `Authorization: Bearer`
+   * with the token in `tokenFile` (generated at first start, mode 0600; default `admin.token` in
+   * the queue directory), or for GET /metrics only the one in `metricsTokenFile` (optional).
+   */
+  admin: { address: string; port: number; tokenFile: string; metricsTokenFile: string | null } | null;
   log: { level: LogLevel };
 }
 
@@ -349,8 +353,10 @@ export const ConfigFileSchema = z.strictObject({
     .strictObject({
       address: ipAddress,
       port: intIn(1, 65535),
-      /** The admin API has no authentication of its own: loopback only unless this is set. */
+      /** Plain HTTP (the bearer token travels in clear): loopback only unless this is set. */
       allowInsecureRemoteAdmin: z.boolean().optional(),
+      tokenFile: path.optional(),
+      metricsTokenFile: path.optional(),
     })
     .optional(),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).optional() }).optional(),

@@ -125,8 +125,21 @@ export type QueueEvent =
   /** A queue manager pass failed (the spool could not be read). */
   | { event: 'qmgr.error'; err: string };
 
-/** The admin endpoint (src/gateway/admin). */
-export type AdminEvent = { event: 'admin.refused'; reason: string; method: string; path: string };
+/**
+ * The admin endpoint (src/gateway/admin) and the operator's files: who changed the queue, refused
+ * requests, tokens, the users file being reloaded, secrets readable by others.
+ */
+export type AdminEvent =
+  /** `suppressed`: refusals for the same reason not logged since the previous one (log-flood bound). */
+  | { event: 'admin.refused'; reason: string; method: string; path: string; client?: string; suppressed?: number }
+  /** `who`: the token that authorised it (today only 'admin'); `client`: address:port it came from. */
+  | { event: 'admin.queue-delete'; who: string; client: string; msgId: string; found: boolean }
+  | { event: 'admin.queue-retry'; who: string; client: string; msgId: string | null; recipients: number }
+  | { event: 'admin.token-created'; file: string; kind: 'admin' | 'metrics' }
+  /** A secret (private key, users file, admin token) that group or others may read; `fix` says how. */
+  | { event: 'admin.file-mode'; file: string; kind: 'private-key' | 'users' | 'admin-token'; mode: string; fix: string }
+  | { event: 'admin.users-reloaded'; file: string; users: number }
+  | { event: 'admin.users-reload-failed'; file: string; error: string };
 
 export type PosternEvent = SmtpdEvent | DeliveryEvent | QueueEvent | AdminEvent;
 export type EventName = PosternEvent['event'];
@@ -146,6 +159,9 @@ const SEVERITY: Partial<Record<EventName, 'info' | 'warn' | 'error'>> = {
   'qmgr.dsn-dropped': 'warn',
   'qmgr.deliver-error': 'warn',
   'qmgr.error': 'error',
+  'admin.queue-delete': 'warn',
+  'admin.file-mode': 'warn',
+  'admin.users-reload-failed': 'error',
 };
 
 export interface EventSink {

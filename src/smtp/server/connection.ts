@@ -542,7 +542,7 @@ export class SmtpConnection {
 
   private async checkPassword(user: string, password: string): Promise<void> {
     this.endSasl();
-    let r: 'ok' | 'bad' | 'rate-limited';
+    let r: Awaited<ReturnType<SmtpServerHooks['authenticate']>>;
     try {
       r = await this.d.hooks.authenticate(user, password, this.info());
     } catch (err) {
@@ -553,6 +553,21 @@ export class SmtpConnection {
     if (r === 'rate-limited') {
       this.d.stats.authFailures++;
       return this.fail({ code: 454, enhanced: '4.7.0', message: 'Temporary authentication failure' });
+    }
+    if (r !== 'bad') {
+      // A failed-login limit: RFC 4954 §6 454 4.7.0 (temporary), saying when it ends, so a user
+      // who mistyped knows how long to wait instead of retrying into a longer lockout.
+      this.d.stats.authFailures++;
+      const clock = r.until.toISOString().slice(11, 19);
+      const s = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+      const m = Math.ceil(s / 60);
+      const wait = s < 60 ? `${s} second${s === 1 ? '' : 's'}` : `${m} minute${m === 1 ? '' : 's'}`;
+      const who = r.scope === 'address' ? 'from your address' : 'for this user';
+      return this.fail({
+        code: 454,
+        enhanced: '4.7.0',
+        message: `Too many failed logins ${who}; try again after ${clock} UTC (in ${wait})`,
+      });
     }
     return this.authFailed(user);
   }

@@ -28,9 +28,21 @@ export interface SessionInfo {
 
 export type HookReply = { ok: true } | { ok: false; code: number; enhanced: string; message: string };
 
+/** A login refused by a failed-login limit: which one, and when it ends (the 454 reply says so). */
+export interface AuthRateLimited {
+  result: 'rate-limited';
+  scope: 'address' | 'user';
+  until: Date;
+  retryAfterMs: number;
+}
+
 export interface SmtpServerHooks {
   /** PLAIN (RFC 4616) and LOGIN. */
-  authenticate(user: string, password: string, s: SessionInfo): Promise<'ok' | 'bad' | 'rate-limited'>;
+  authenticate(
+    user: string,
+    password: string,
+    s: SessionInfo,
+  ): Promise<'ok' | 'bad' | 'rate-limited' | AuthRateLimited>;
   /** SASL EXTERNAL (RFC 4422 App. A): map a verified client certificate to a user, or null. */
   authenticateExternal?(
     certSubject: string,

@@ -89,7 +89,12 @@ describe('loadConfig: the documented example', () => {
     assert.equal(c.limits.maxMessageSize, 25_000_000);
     assert.equal(c.limits.commandTimeoutMs, 300_000);
     assert.deepEqual(c.authRateLimit.perIp, { failures: 5, windowMs: 900_000 });
-    assert.deepEqual(c.admin, { address: '127.0.0.1', port: 2580 });
+    assert.deepEqual(c.admin, {
+      address: '127.0.0.1',
+      port: 2580,
+      tokenFile: join(c.queue.dir, 'admin.token'),
+      metricsTokenFile: null,
+    });
   });
 
   test('a minimal config gets the documented defaults', async () => {
@@ -228,7 +233,10 @@ describe('loadConfig: errors name file, line, column and key', () => {
     const e = await errorOf(parse(text));
     const lines = e.message.split('\n');
     assert.match(lines[0] ?? '', /^postern\.yaml:2:33: tls\.key: .*nokey\.pem: no such file$/);
-    assert.match(lines[1] ?? '', /^postern\.yaml:5:19: admin\.address: the admin API .* has no authentication/);
+    assert.match(
+      lines[1] ?? '',
+      /^postern\.yaml:5:19: admin\.address: the admin API .* bearer token would cross the network in clear/,
+    );
     assert.match(lines[2] ?? '', /^postern\.yaml:6:41: queue\.delayWarning: the delay warning would come after/);
     assert.match(lines[3] ?? '', /^postern\.yaml:6:63: queue\.retry\.initial: the first retry interval is longer/);
     assert.match(lines[4] ?? '', /^postern\.yaml:8:36: policy\.default\.profile: a profile needs TLS/);
@@ -288,7 +296,12 @@ describe('embedded default', () => {
         'submissions 127.0.0.1:2465 implicit submission required',
       ],
     );
-    assert.deepEqual(c.admin, { address: '127.0.0.1', port: 2580 });
+    assert.deepEqual(c.admin, {
+      address: '127.0.0.1',
+      port: 2580,
+      tokenFile: join(dir, 'state', 'admin.token'),
+      metricsTokenFile: null,
+    });
     assert.equal(c.queue.dir, join(dir, 'state', 'queue'));
     assert.equal(c.users, join(dir, 'state', 'users.yaml'));
     assert.equal(c.policy.default.level, 'may');
