@@ -31,6 +31,7 @@ import { createMetrics } from './metrics.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { QueueManager } from './qmgr.ts';
 import { relayPolicyFromConfig } from './relay.ts';
+import { createEventSink } from '../core/events.ts';
 import type { RelayPolicy, RelaySession } from './relay.ts';
 import { AuthRateLimiter, loadUsers } from './users.ts';
 import type { UserStore } from './users.ts';
@@ -146,6 +147,8 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   let policy = new PolicyTable(policySpec(config));
   const limiter = new AuthRateLimiter(config.authRateLimit);
   const metrics: GatewayMetrics = createMetrics();
+  // Every typed smtpd event logged and counted in postern_events_total (src/core/events.ts).
+  const events = createEventSink({ log, registry: metrics.registry });
 
   const spool = await openSqliteSpool(config.queue.dir, {
     retry: { initialMs: config.queue.retry.initialMs, maxMs: config.queue.retry.maxMs },
@@ -188,6 +191,7 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     tls: { key, cert, ...(clientCa ? { ca: [clientCa] } : {}) },
     limits: { ...config.limits },
     logger: log,
+    events,
     hooks: {
       authenticate: async (user, password, s) => {
         const check = limiter.check(s.clientAddress, user);
@@ -206,7 +210,7 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
         return users?.userForCertificate(fp) ?? null;
       },
       parsePath: (text, o) => {
-        const p = parsePath(text, { smtputf8: o.smtputf8 });
+        const p = parsePath(text, { smtputf8: o.smtputf8, kind: o.kind });
         return isPathError(p) ? p : { address: p.address, local: p.local, domain: p.domain };
       },
       checkSender: async (address, s) => {
@@ -216,7 +220,7 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
       checkRecipient: async (address, s) => {
         const d = relay.checkRecipient(reparse(address, 'forward'), relaySession(s));
         if (!d.ok) metrics.rejected.inc({ reason: 'relay' });
-        return d.ok ? { ok: true } : d;
+        return d.ok ? { ok: true, ...(d.rewrite !== undefined ? { address: d.rewrite } : {}) } : d;
       },
       enqueue: async (envelope: Envelope, message: Buffer) => {
         const id = await spool.enqueue(envelope, message);

@@ -95,7 +95,21 @@ describe('loadConfig: the documented example', () => {
   test('a minimal config gets the documented defaults', async () => {
     const c = await parse(MINIMAL);
     assert.equal(c.users, null);
-    assert.deepEqual(c.relay, { domains: [], localDomains: [], networks: [], senderMustMatchLogin: true });
+    assert.deepEqual(c.relay, {
+      domains: [],
+      localDomains: [],
+      networks: [],
+      senderMustMatchLogin: true,
+      // No domain of our own: <Postmaster> goes to this host's postmaster (RFC 5321 §4.5.1).
+      postmaster: 'postmaster@mail.example.org',
+      recipients: new Map(),
+      rejectUnauthenticatedLocalSenders: false,
+    });
+    assert.equal(c.limits.maxSubmissionConnections, 50);
+    assert.equal(c.limits.junkCommandLimit, 100);
+    assert.equal(c.limits.dataDeadlineMs, 900_000);
+    assert.equal(c.limits.stressTimeoutMs, 10_000);
+    assert.equal(c.limits.stressThreshold, 80);
     assert.equal(c.queue.dir, join(dir, 'var', 'queue'));
     assert.equal(c.queue.backend, 'sqlite');
     assert.deepEqual(c.policy.default, { level: 'may', profile: null });
