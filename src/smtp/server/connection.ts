@@ -9,10 +9,10 @@
  *
  * Output is bounded too: once the socket's user-space write buffer reaches its high-water mark
  * (write() returned false, `writableNeedDrain`; 64 KiB in node 22+), no further command is read
- * or processed until the client has taken the replies ('drain'). This is
- * what Postfix gets by writing synchronously; without it a client that pipelines commands and never
- * reads makes the server queue every reply (5 MB of HELP became 80 MB). A client that never drains
- * meets the command timeout.
+ * or processed until the client has taken the replies ('drain'). This is what Postfix gets by
+ * writing synchronously; without it a client that pipelines commands and never reads makes the
+ * server queue every reply (5 MB of HELP became 75 MB). A client that never drains meets the
+ * command timeout.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -114,7 +114,7 @@ export class SmtpConnection {
   private dataDeadline: (() => void) | null = null;
   /** The idle timer was armed with the short timeout of a pool under stress. */
   private timerStressed = false;
-  /** Waiting for 'drain' before reading more commands (see OUTPUT_LIMIT). */
+  /** Waiting for 'drain' before reading more commands (see outputBlocked). */
   private stalled = false;
   private errors = 0;
   private junk = 0;
