@@ -131,6 +131,8 @@ export class SmtpConnection {
   private authUser: string | null = null;
   private tx: Transaction | null = null;
   private sasl: { mech: Mechanism; user: string | null } | null = null;
+  /** The mechanism of the last AUTH command (for the auth-failure event, after `sasl` is reset). */
+  private authMechanism: Mechanism | '' = '';
   private data: DataReader | null = null;
 
   private readonly handlers: ReadonlyMap<string, (args: string) => Promise<void>>;
@@ -593,6 +595,7 @@ export class SmtpConnection {
     if (mech === undefined)
       return this.fail({ code: 504, enhanced: '5.5.4', message: 'Unrecognized authentication type' });
     this.sasl = { mech, user: null };
+    this.authMechanism = mech;
     // RFC 4954 §4: "=" is an empty initial response.
     if (initial !== undefined) return this.saslResponse(initial === '=' ? '' : initial);
     this.mode = 'sasl';
@@ -699,7 +702,7 @@ export class SmtpConnection {
   private authFailed(user?: string): Promise<void> {
     this.endSasl();
     this.d.stats.authFailures++;
-    this.log.info({ user }, 'authentication failed');
+    this.emit({ event: 'smtpd.auth-failure', user: user ?? null, mechanism: this.authMechanism });
     return this.fail({ code: 535, enhanced: '5.7.8', message: 'Authentication credentials invalid' });
   }
 

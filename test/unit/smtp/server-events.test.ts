@@ -27,6 +27,24 @@ async function counts(): Promise<Record<string, number>> {
 }
 
 describe('smtpd events', () => {
+  test('a failed AUTH is a typed auth-failure event with user and mechanism', async () => {
+    const c = await session(h.port['sub'] as number, { tls: true });
+    assert.equal((await c.cmd(`AUTH PLAIN ${Buffer.from('\0alice\0wrong').toString('base64')}`)).code, 535);
+    assert.equal((await c.cmd('AUTH LOGIN')).code, 334);
+    assert.equal((await c.cmd(Buffer.from('bob').toString('base64'))).code, 334);
+    assert.equal((await c.cmd(Buffer.from('nope').toString('base64'))).code, 535);
+    c.close();
+    const failures = seen.filter((e) => e.event === 'smtpd.auth-failure');
+    assert.deepEqual(
+      failures.map((e) => ('user' in e ? [e.user, 'mechanism' in e ? e.mechanism : ''] : [])),
+      [
+        ['alice', 'PLAIN'],
+        ['bob', 'LOGIN'],
+      ],
+    );
+    assert.equal((await counts())['smtpd.auth-failure'], 2);
+  });
+
   test('bare LF, bare CR, NUL, STARTTLS injection, limits, HTTP: typed, with session and client, counted', async () => {
     const c = await session(h.port['mx'] as number);
     for (const body of ['a\nb\r\n.', 'a\rb\r\n.', 'a\x00b\r\n.']) {
