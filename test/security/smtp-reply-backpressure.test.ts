@@ -6,6 +6,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { startHarness } from '../helpers/smtp-harness.ts';
 import { ManualTimers, until } from '../helpers/manual-timers.ts';
 
@@ -56,6 +57,35 @@ describe('smtpd reply back-pressure', () => {
       }
     });
   }
+
+  test('the same over implicit TLS (465): the TLS socket is bounded too', async () => {
+    const timers = new ManualTimers();
+    const h = await startHarness({
+      limits: { commandTimeoutMs: COMMAND_TIMEOUT, junkCommandLimit: 10_000_000 },
+      server: { timers },
+    });
+    const n = 400_000;
+    const t = await new Promise<TLSSocket>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: h.port['smtps'] as number, rejectUnauthorized: false }, () =>
+        resolve(s),
+      );
+      s.once('error', reject);
+    });
+    try {
+      t.on('error', () => undefined);
+      t.pause(); // never read (the greeting stays unread too)
+      t.write('HELP\r\n'.repeat(n));
+      await until(() => h.server.stats().outputStalls > 0 || h.server.stats().commands >= n, 'a stall or all input');
+      const st = h.server.stats();
+      assert.ok(st.outputBufferedPeak <= BOUND, `peak output buffered ${st.outputBufferedPeak} > ${BOUND}`);
+      assert.ok(st.commands < n / 2, `${st.commands} of ${n} commands processed`);
+      timers.advance(COMMAND_TIMEOUT);
+      assert.equal(h.server.stats().timeouts, 1);
+    } finally {
+      t.destroy();
+      await h.close();
+    }
+  });
 
   test('a client that reads slowly still gets every reply, in order', async () => {
     const h = await startHarness({ limits: { junkCommandLimit: 10_000_000 } });
