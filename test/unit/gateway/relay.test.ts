@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PosternError } from '../../../src/core/errors.ts';
+import { embeddedDefaults } from '../../../src/config/defaults.ts';
 import { isPathError, parsePath } from '../../../src/gateway/address.ts';
 import type { ParsedPath } from '../../../src/gateway/address.ts';
 import { createRelayPolicy, relayPolicyFromConfig } from '../../../src/gateway/relay.ts';
@@ -300,6 +301,11 @@ describe('postmaster, recipient validation, local senders', () => {
     assert.equal(strict.checkSender(path('<>', 'reverse'), outsider).ok, true);
     // Off by default.
     assert.equal(policy.checkSender(path('<x@local.test>', 'reverse'), outsider).ok, true);
+  });
+  test('the embedded default config delivers <Postmaster> to postmaster@localhost, its local domain', () => {
+    const p = relayPolicyFromConfig(embeddedDefaults('/nonexistent/state').relay, null);
+    const d = p.checkRecipient(path('<Postmaster>'), { ...outsider, clientAddress: '127.0.0.1' });
+    assert.deepEqual(d, { ok: true, reason: 'postmaster', rewrite: 'postmaster@localhost' });
   });
   test('a bad postmaster address or recipients domain is a config error', () => {
     const base = { localDomains: [], relayDomains: [], networks: [], senderMustMatchLogin: true, users: null };
