@@ -90,6 +90,41 @@ describe('smtpd connection slots', () => {
     }
   });
 
+  test('stress: a busy session is held only by real work (junk and error limits drop to 1)', async () => {
+    const h = await startHarness({ limits: { maxConnections: 10, maxErrors: 10, junkCommandLimit: 100 } });
+    const idle: SmtpTestClient[] = [];
+    try {
+      // Eight idle sessions; the ninth of ten slots puts the pool over 80 %, under stress.
+      for (let i = 0; i < 8; i++) idle.push(await session(h.port['mx'] as number));
+      const c = await session(h.port['mx'] as number);
+      assert.equal((await c.cmd('NOOP')).code, 250);
+      assert.match((await c.cmd('NOOP')).raw, /^421 4\.7\.0 .*too many NOOP/);
+      await until(() => h.server.stats().connections === 8, 'the slot given back');
+      const e = await session(h.port['mx'] as number);
+      assert.match((await e.cmd('FOO')).raw, /^500 5\.5\.2 /);
+      assert.match((await e.reply()).raw, /^421 4\.7\.0 .*too many errors/);
+      // Mail still flows under stress.
+      await until(() => h.server.stats().connections === 8, 'the slot given back');
+      const m = await session(h.port['mx'] as number);
+      await m.cmd('MAIL FROM:<a@local.test>');
+      await m.cmd('RCPT TO:<b@local.test>');
+      await m.cmd('DATA');
+      assert.equal((await m.cmd('x\r\n.')).code, 250);
+      m.close();
+      // Without stress the normal limits apply.
+      for (const x of idle) x.close();
+      await until(() => h.server.stats().connections === 0, 'calm');
+      const calm = await session(h.port['mx'] as number);
+      for (let i = 0; i < 5; i++) assert.equal((await calm.cmd('NOOP')).code, 250);
+      assert.match((await calm.cmd('FOO')).raw, /^500 /);
+      assert.equal((await calm.cmd('NOOP')).code, 250);
+      calm.close();
+    } finally {
+      for (const x of idle) x.close();
+      await h.close();
+    }
+  });
+
   test('a flood that fills the MX slots does not lock users out of submission', async () => {
     const { events, sink } = collector();
     const h = await startHarness({

@@ -79,6 +79,13 @@ const TOO_LONG = Symbol('too-long');
 const HIGH_WATER = 64 * 1024;
 /** Commands that do no work (Postfix smtpd_junk_command_limit counts NOOP, VRFY, ETRN, RSET). */
 const JUNK_VERBS = new Set(['NOOP', 'RSET', 'VRFY', 'HELP']);
+/**
+ * While the slot pool is under stress, the junk and error limits drop to Postfix's stress values
+ * (smtpd_junk_command_limit = ${stress?1}..., smtpd_hard_error_limit = ${stress?1}...): a session
+ * that does no work, or fails, gives its slot back at once.
+ */
+const STRESS_JUNK_LIMIT = 1;
+const STRESS_ERROR_LIMIT = 1;
 /** HTTP verbs: a browser or proxy talking to us (cross-protocol attack); Postfix drops these too. */
 const HTTP_VERBS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'CONNECT', 'OPTIONS']);
 /** A Received header id: session id + transaction counter; base32-ish, never confusable. */
@@ -327,7 +334,10 @@ export class SmtpConnection {
       this.emit({ event: 'smtpd.http-request', verb: cmd.verb });
       return this.closeWith(421, '4.7.0', `${this.d.hostname} Error: not an HTTP server`);
     }
-    if (JUNK_VERBS.has(cmd.verb) && ++this.junk > this.d.limits.junkCommandLimit) {
+    const junkLimit = this.d.underStress()
+      ? Math.min(STRESS_JUNK_LIMIT, this.d.limits.junkCommandLimit)
+      : this.d.limits.junkCommandLimit;
+    if (JUNK_VERBS.has(cmd.verb) && ++this.junk > junkLimit) {
       // A session kept alive by NOOPs (or harvesting with VRFY) holds a slot for ever otherwise.
       this.d.stats.junkLimitHits++;
       this.emit({ event: 'smtpd.limit', limit: 'junk-commands', detail: cmd.verb });
@@ -375,7 +385,10 @@ export class SmtpConnection {
     }
     if (this.mode === 'closed') return;
     this.write(formatReply(e.code, e.enhanced, e.message));
-    if (penalize && this.errors >= this.d.limits.maxErrors) {
+    const maxErrors = this.d.underStress()
+      ? Math.min(STRESS_ERROR_LIMIT, this.d.limits.maxErrors)
+      : this.d.limits.maxErrors;
+    if (penalize && this.errors >= maxErrors) {
       this.emit({ event: 'smtpd.limit', limit: 'errors', detail: String(this.errors) });
       this.closeWith(421, '4.7.0', `${this.d.hostname} Error: too many errors`);
     }
