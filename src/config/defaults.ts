@@ -23,6 +23,13 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxConnections: 200,
   maxConnectionsPerIp: 20,
   maxErrors: 10,
+  maxSubmissionConnections: 50,
+  // Postfix smtpd_junk_command_limit.
+  junkCommandLimit: 100,
+  dataDeadlineMs: 15 * 60_000,
+  // Postfix smtpd_timeout = ${stress?10}${stress:300}s, stress above 80 % of the slots.
+  stressTimeoutMs: 10_000,
+  stressThreshold: 80,
 });
 
 export const DEFAULT_QUEUE: Readonly<Omit<QueueConfig, 'dir'>> = Object.freeze({

@@ -13,10 +13,45 @@ import type { Registry } from 'prom-client';
 
 /** Inbound SMTP (src/smtp/server): security-relevant things a client did or a limit that held. */
 export type SmtpdEvent =
+  /**
+   * A per-session limit refused something. `limit`: 'command-line', 'message-size', 'message-line',
+   * 'recipients', 'errors' (maxErrors reached, 421), 'junk-commands' (421), 'data-deadline' (421).
+   */
   | { event: 'smtpd.limit'; session: string; client: string; limit: string; detail?: string }
   | { event: 'smtpd.starttls-injection'; session: string; client: string; bytes: number }
+  /** A message with a bare LF (and maybe bare CR) refused, 550 5.6.0 (SMTP smuggling). */
   | { event: 'smtpd.bare-lf'; session: string; client: string }
-  | { event: 'smtpd.auth-failure'; session: string; client: string; user: string | null; mechanism: string };
+  /** A message with a bare CR (no bare LF) refused, 550 5.6.0. */
+  | { event: 'smtpd.bare-cr'; session: string; client: string }
+  /** A message with a NUL octet refused, 550 5.6.0. */
+  | { event: 'smtpd.nul'; session: string; client: string }
+  | { event: 'smtpd.auth-failure'; session: string; client: string; user: string | null; mechanism: string }
+  /** SASL EXTERNAL with an authorization identity that is not the certificate's user (535). */
+  | { event: 'smtpd.authzid-mismatch'; session: string; client: string; user: string }
+  /** A session closed by a timeout; `stressed`: the short timeout of a pool under stress was used. */
+  | {
+      event: 'smtpd.timeout';
+      session: string;
+      client: string;
+      phase: 'command' | 'data' | 'handshake';
+      stressed: boolean;
+    }
+  /** A client-initiated TLS renegotiation refused; the session is closed. */
+  | { event: 'smtpd.renegotiation-refused'; session: string; client: string }
+  /** The session stopped reading because its client does not read its replies. */
+  | { event: 'smtpd.output-stall'; session: string; client: string; buffered: number }
+  /** An HTTP request line on an SMTP port (cross-protocol attack), 421. */
+  | { event: 'smtpd.http-request'; session: string; client: string; verb: string }
+  /** A connection refused before the greeting. */
+  | {
+      event: 'smtpd.connection-refused';
+      listener: string;
+      client: string;
+      reason: 'slots' | 'per-ip' | 'shutting-down';
+      pool: 'mx' | 'submission';
+    }
+  /** A slot pool went above (or back below) its stress threshold: short timeouts apply. */
+  | { event: 'smtpd.stress'; pool: 'mx' | 'submission'; connections: number; limit: number; on: boolean };
 
 /**
  * Which requirement an outbound TLS decision was about (the rule met or failed), for metrics:
@@ -150,6 +185,14 @@ const SEVERITY: Partial<Record<EventName, 'info' | 'warn' | 'error'>> = {
   'smtpd.starttls-injection': 'warn',
   'smtpd.bare-lf': 'warn',
   'smtpd.auth-failure': 'warn',
+  'smtpd.bare-cr': 'warn',
+  'smtpd.nul': 'warn',
+  'smtpd.authzid-mismatch': 'warn',
+  'smtpd.renegotiation-refused': 'warn',
+  'smtpd.output-stall': 'warn',
+  'smtpd.http-request': 'warn',
+  'smtpd.connection-refused': 'warn',
+  'smtpd.stress': 'warn',
   'admin.refused': 'warn',
   'delivery.mx-dnssec-failed': 'warn',
   'delivery.sts-error': 'warn',

@@ -51,7 +51,7 @@ export function smtpHooks(ctx: HookContext): SmtpServerHooks {
       return live.users?.userForCertificate(fp) ?? null;
     },
     parsePath: (text, o) => {
-      const p = parsePath(text, { smtputf8: o.smtputf8 });
+      const p = parsePath(text, { smtputf8: o.smtputf8, kind: o.kind });
       return isPathError(p) ? p : { address: p.address, local: p.local, domain: p.domain };
     },
     checkSender: async (address, s) => {
@@ -61,7 +61,7 @@ export function smtpHooks(ctx: HookContext): SmtpServerHooks {
     checkRecipient: async (address, s) => {
       const d = live.relay.checkRecipient(reparse(address, 'forward'), relaySession(s));
       if (!d.ok) metrics.rejected.inc({ reason: 'relay' });
-      return d.ok ? { ok: true } : d;
+      return d.ok ? { ok: true, ...(d.rewrite !== undefined ? { address: d.rewrite } : {}) } : d;
     },
     enqueue: async (envelope: Envelope, message: Buffer) => {
       const id = await ctx.spool.enqueue(envelope, message);
