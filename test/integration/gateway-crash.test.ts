@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { makeCert } from '../helpers/certs.ts';
-import { SmtpTestClient } from '../helpers/smtp-harness.ts';
+import { SmtpTestClient } from '../helpers/smtp-client.ts';
 import { startSmtpSink } from '../helpers/smtp-sink.ts';
 import type { SinkMessage, SmtpSink } from '../helpers/smtp-sink.ts';
 import { killPhase, killWhenSpoolOpen, ownerWritten, walBytes } from '../helpers/crash.ts';

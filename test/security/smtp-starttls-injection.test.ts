@@ -5,7 +5,8 @@
 // handshake (one for the injected command) means vulnerable.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { plain, SmtpTestClient, startHarness, type Harness } from '../helpers/smtp-harness.ts';
+import { startHarness, type Harness } from '../helpers/smtp-harness.ts';
+import { saslPlain, SmtpTestClient } from '../helpers/smtp-client.ts';
 
 let h: Harness;
 before(async () => {
@@ -55,7 +56,7 @@ describe('STARTTLS injection', () => {
   test('an injected AUTH never reaches the authenticate hook', async () => {
     const c = await greeted(h.port['sub'] as number);
     const calls = h.authCalls.length;
-    c.send(`STARTTLS\r\nEHLO evil\r\nAUTH PLAIN ${plain('alice', 'secret')}\r\n`);
+    c.send(`STARTTLS\r\nEHLO evil\r\nAUTH PLAIN ${saslPlain('alice', 'secret')}\r\n`);
     assert.equal((await c.reply()).code, 220);
     await c.upgrade();
     assert.equal(await c.drainFor(200), '');
