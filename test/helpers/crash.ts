@@ -24,6 +24,8 @@ export function hasOpen(pid: number, file: string): boolean {
   } catch {
     return false;
   }
+  // Newest (highest) descriptors first: a file just opened is usually among them.
+  fds.sort((a, b) => Number(b) - Number(a));
   for (const fd of fds) {
     try {
       if (readlinkSync(`/proc/${pid}/fd/${fd}`) === file) return true;

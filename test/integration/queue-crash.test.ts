@@ -22,8 +22,8 @@ import type { KillPhase } from '../helpers/crash.ts';
 const WRITER = fileURLToPath(new URL('../fixtures/queue-writer.ts', import.meta.url));
 const ROUNDS = 24;
 /** Kills aimed at the spool's open must land there, with a WAL to recover, this often (else try again, bounded). */
-const MIN_OPENING_KILLS = 3;
-const MAX_EXTRA_ROUNDS = 16;
+const MIN_OPENING_KILLS = 2;
+const MAX_EXTRA_ROUNDS = 30;
 /** Every fourth round, and every other extra one, aims at the spool's open; the others at serving. */
 const aimsAtOpen = (round: number): boolean => (round < ROUNDS ? round % 4 === 1 : round % 2 === 1);
 const root = mkdtempSync(path.join(os.tmpdir(), 'postern-crash-'));
@@ -98,7 +98,7 @@ function runAndKill(dir: string, aim: 'open' | number): Promise<Round> {
 
 test(
   'no acknowledged message is lost across 24 SIGKILLs, some inside the spool open',
-  { timeout: 240_000 },
+  { timeout: 290_000 },
   async (t) => {
     const dir = path.join(root, 'spool');
     const acked = new Map<string, Ack>();
