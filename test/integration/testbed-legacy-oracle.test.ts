@@ -6,13 +6,17 @@
  * the testbed's own opinion. Here Debian's testssl.sh 3.0 — its own bash-socket ClientHellos,
  * which reach SSLv2, SSLv3 and suites OpenSSL 3 no longer has — lists what each server really
  * accepts per protocol (`-E`), and that must equal the manifest exactly, protocols it should
- * refuse included. The servers are scanned in parallel, so the file stays within ~90 s.
+ * refuse included. And it must equal what the catalog declares each server serves (its
+ * hand-written `tls.versions` × `tls.suites`, resolved by name in the suite registry), so neither
+ * the manifest nor the responder can drift from the declaration together. The servers are
+ * scanned in parallel, so the file stays within ~90 s.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestbed } from '../../src/testbed/index.ts';
+import { CATALOG, startTestbed } from '../../src/testbed/index.ts';
 import type { ManifestServer, Testbed } from '../../src/testbed/index.ts';
 import type { VersionName } from '../../src/tls/wire/constants.ts';
+import { suiteByName } from '../../src/tls/wire/suites.ts';
 import { peerSkipReason } from './peers/require.ts';
 import { runTestsslCiphers, testsslAvailable } from './peers/testssl.ts';
 import type { TestsslProtocol, TestsslResult } from './peers/testssl.ts';
@@ -47,25 +51,42 @@ describe('testbed legacy responders, as testssl.sh sees them', { skip }, () => {
   });
 
   for (const id of LEGACY) {
-    it(`${id}: accepts exactly the manifest's suites, per protocol`, { timeout: 170_000 }, async (t) => {
-      const s: ManifestServer | undefined = tb.manifest.servers.find((x) => x.id === id);
-      assert.ok(s, id);
-      const scan = scans.get(id);
-      assert.ok(scan);
-      const result = await scan;
-      t.diagnostic(`testssl -E took ${Math.round(result.durationMs / 1000)} s`);
-      const theirs: Record<string, string[]> = {};
-      const ours: Record<string, string[]> = {};
-      for (const p of PROTOCOLS) {
-        theirs[p] = hex(result.suites.get(p) ?? []);
-        ours[p] = hex(s.expected.suites[p as VersionName] ?? []);
-      }
-      assert.deepEqual(theirs, ours, `${id}: testssl (actual) vs manifest (expected)`);
-      // The oracle saw something: a server it found nothing on would prove nothing.
-      assert.ok(
-        Object.values(theirs).some((l) => l.length > 0),
-        `${id}: testssl found no suite at all`,
-      );
-    });
+    it(
+      `${id}: accepts exactly the suites the manifest and the catalog name, per protocol`,
+      { timeout: 170_000 },
+      async (t) => {
+        const s: ManifestServer | undefined = tb.manifest.servers.find((x) => x.id === id);
+        assert.ok(s, id);
+        const scan = scans.get(id);
+        assert.ok(scan);
+        const result = await scan;
+        t.diagnostic(`testssl -E took ${Math.round(result.durationMs / 1000)} s`);
+        const theirs: Record<string, string[]> = {};
+        const ours: Record<string, string[]> = {};
+        for (const p of PROTOCOLS) {
+          theirs[p] = hex(result.suites.get(p) ?? []);
+          ours[p] = hex(s.expected.suites[p as VersionName] ?? []);
+        }
+        assert.deepEqual(theirs, ours, `${id}: testssl (actual) vs manifest (expected)`);
+        // The declaration, without legacyAcceptedSuites: every declared suite at every declared
+        // version, nothing elsewhere.
+        const entry = CATALOG.find((e) => e.id === id);
+        assert.ok(entry && entry.tls.kind === 'raw', id);
+        const declaredCodes = entry.tls.suites.map((x) => {
+          const code = typeof x === 'number' ? x : suiteByName(x)?.code;
+          assert.ok(code !== undefined, `${id}: unknown suite ${String(x)}`);
+          return code;
+        });
+        const declared: Record<string, string[]> = {};
+        for (const p of PROTOCOLS)
+          declared[p] = entry.tls.versions.includes(p as VersionName) ? hex(declaredCodes) : [];
+        assert.deepEqual(theirs, declared, `${id}: testssl (actual) vs the catalog's declaration`);
+        // The oracle saw something: a server it found nothing on would prove nothing.
+        assert.ok(
+          Object.values(theirs).some((l) => l.length > 0),
+          `${id}: testssl found no suite at all`,
+        );
+      },
+    );
   }
 });
