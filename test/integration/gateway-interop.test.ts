@@ -20,7 +20,8 @@ import { postfixAvailable, startPostfix } from './peers/postfix.ts';
 import type { PostfixInstance } from './peers/postfix.ts';
 import { run } from './peers/proc.ts';
 import { peerSkipReason } from './peers/require.ts';
-import { openSession, saslPlain, startTestGateway, waitFor } from '../helpers/gateway.ts';
+import { startTestGateway, waitFor } from '../helpers/gateway.ts';
+import { openSmtpSession, saslPlain } from '../helpers/smtp-client.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 
 function swaksAvailable(): boolean {
@@ -233,7 +234,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
   });
 
   test('AUTH before STARTTLS: not advertised, and 538 5.7.11 when sent anyway', async () => {
-    const c = await openSession(g.port['submission'] as number);
+    const c = await openSmtpSession(g.port['submission'] as number);
     try {
       const ehlo = await c.cmd('EHLO again.example');
       assert.ok(
@@ -253,7 +254,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
   });
 
   test('wrong password: 535 5.7.8; MAIL before AUTH on submission: 530 5.7.0', async () => {
-    const c = await openSession(g.port['submission'] as number, { starttls: true });
+    const c = await openSmtpSession(g.port['submission'] as number, { starttls: true });
     try {
       const m = await c.cmd(`MAIL FROM:<${USER}>`);
       assert.equal(m.code, 530, m.raw);
@@ -323,7 +324,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
   test('policy encrypt never falls back to cleartext: a next hop without STARTTLS gets no mail', async () => {
     const before = await relayClient.logs();
     const mailSessions = (log: string): number => (log.match(/ disconnect from .* mail=/g) ?? []).length;
-    const c = await openSession(g.port['submissions'] as number, {
+    const c = await openSmtpSession(g.port['submissions'] as number, {
       implicitTls: true,
       auth: { user: USER, password: PASSWORD },
     });

@@ -29,8 +29,8 @@ import { CATALOG, startTestbed } from '../../src/testbed/index.ts';
 import type { Testbed } from '../../src/testbed/index.ts';
 import type { SmtpTestServer } from '../../src/testbed/servers/smtp.ts';
 import { makeCert } from '../helpers/certs.ts';
-import { session } from '../helpers/smtp-harness.ts';
-import type { SmtpTestClient } from '../helpers/smtp-harness.ts';
+import { openSmtpSession } from '../helpers/smtp-client.ts';
+import type { SmtpTestClient } from '../helpers/smtp-client.ts';
 import { startSmtpSink } from '../helpers/smtp-sink.ts';
 import type { SinkMessage, SmtpSink } from '../helpers/smtp-sink.ts';
 
@@ -266,7 +266,7 @@ test(
     timeout: 120_000,
   },
   async () => {
-    const c = await session(gw.listeners[0]?.port ?? 0);
+    const c = await openSmtpSession(gw.listeners[0]?.port ?? 0);
     for (const { id, p } of refused) await submit(c, id, p);
     for (const p of STRICT) await submit(c, 'smtp-good', p);
     await c.cmd('QUIT');
@@ -361,7 +361,7 @@ test(
 );
 
 test('strict policies deliver over TLS where the policy is met', { timeout: 60_000 }, async () => {
-  const c = await session(gw.listeners[0]?.port ?? 0);
+  const c = await openSmtpSession(gw.listeners[0]?.port ?? 0);
   const todo = strictDeliveries.filter((x) => x.id !== 'smtp-good');
   const start = new Map(SERVER_IDS.map((id) => [id, count(id)]));
   for (const { id, p } of todo) await submit(c, id, p);
@@ -385,7 +385,7 @@ test(
   'may: delivered wherever TLS works, in cleartext only where it does not, intact',
   { timeout: 60_000 },
   async () => {
-    const c = await session(gw.listeners[0]?.port ?? 0);
+    const c = await openSmtpSession(gw.listeners[0]?.port ?? 0);
     const start = new Map(SERVER_IDS.map((id) => [id, count(id)]));
     for (const id of SERVER_IDS) await submit(c, id, 'm');
     await c.cmd('QUIT');

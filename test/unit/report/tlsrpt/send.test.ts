@@ -19,6 +19,7 @@ import {
 import { TlsRptStore } from '../../../../src/report/tlsrpt/store.ts';
 import { makePki } from '../../../helpers/certs.ts';
 import { validateTlsRptJson } from './validate.ts';
+import { tracked, turns, until } from '../../../helpers/timers.ts';
 
 const OPTS = { organizationName: 'Postern Test', contactInfo: 'tlsrpt@sender.example', reportIdPrefix: 'pt-' };
 const STS: TlsRptPolicy = {
@@ -294,7 +295,7 @@ describe('postReport (RFC 8460 §5.4)', () => {
     );
   });
 
-  it('fails on 4xx/5xx, on an untrusted certificate, and after the deadline', async () => {
+  it('fails on 4xx/5xx, on an untrusted certificate, and after the deadline', async (t) => {
     respond = () => ({ status: 503 });
     const r1 = await post('https://rpt.example.test/', gzipReport(sampleReport()));
     assert.deepEqual(r1.ok ? null : r1.status, 503);
@@ -309,11 +310,20 @@ describe('postReport (RFC 8460 §5.4)', () => {
     const r3 = await post('https://wrong-name.example.test/', Buffer.from('x')); // certificate is for rpt.example.test
     assert.equal(r3.ok, false);
     respond = () => 'hang';
-    const t0 = Date.now();
-    const r4 = await post('https://rpt.example.test/', Buffer.from('x'), { timeoutMs: 300 });
+    // Mocked timers: the deadline is proven by ticking to 1 ms before it and to it, not measured.
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const before = seen.length;
+    const q = tracked(post('https://rpt.example.test/', Buffer.from('x'), { timeoutMs: 300 }));
+    await until(() => seen.length === before + 1 || q.settled, 'the report reaches the server');
+    assert.equal(q.settled, false, 'ended before the deadline');
+    t.mock.timers.tick(299);
+    await turns(50);
+    assert.equal(q.settled, false, 'ended 1 ms before the deadline');
+    t.mock.timers.tick(1);
+    await until(() => q.settled, 'the post ends at the deadline', 100_000);
+    const r4 = await q.promise;
     assert.equal(r4.ok, false);
     assert.match(r4.ok ? '' : r4.reason, /timed out/);
-    assert.ok(Date.now() - t0 < 3000);
     server.closeAllConnections();
   });
 
