@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { PosternError } from '../../core/errors.ts';
 import { createDnsClient } from '../../dns/resolver.ts';
 import type { DnsClient } from '../../dns/resolver.ts';
+import { base64Lines, buildMultipart, foldList, mimeField, rfc5322Date } from '../../mime/index.ts';
 import { httpsRequest } from '../../net/https.ts';
 import { isPublicAddress } from '../../net/address.ts';
 import type { TlsRptReport, TlsRptReportOptions } from './aggregate.ts';
@@ -82,43 +83,10 @@ function dropControls(s: string): string {
   return [...s].map((c) => (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f ? ' ' : c)).join('');
 }
 
-/** RFC 5322 §3.3 date-time in UTC ("Sun, 10 Mar 2024 12:00:00 +0000"). */
-function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace(/ GMT$/, ' +0000');
-}
-
-/** Base64 wrapped at 76 characters per line (RFC 2045 §6.8). */
-function base64Lines(data: Buffer): string {
-  const b64 = data.toString('base64');
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 76) lines.push(b64.slice(i, i + 76));
-  return lines.join('\r\n');
-}
-
 /** The §5.3 Report-ID msg-id: stable per report (so receivers can drop duplicates, §5.3). */
 function reportMsgId(reportId: string, submitter: string): string {
   const left = DOT_ATOM_RE.test(reportId) ? reportId : createHash('sha256').update(reportId).digest('hex').slice(0, 32);
   return `<${left}@${submitter}>`;
-}
-
-/**
- * Join header parts with a fold ("\r\n ") wherever the line would pass 78 characters (RFC 5322
- * §2.1.1); a single part longer than that stays whole on its own line (998 is the hard limit).
- */
-function foldParts(name: string, parts: string[], sep: string): string {
-  let out = `${name}:`;
-  let lineLen = out.length;
-  parts.forEach((p, i) => {
-    const piece = i < parts.length - 1 ? `${p}${sep}` : p;
-    if (lineLen + 1 + piece.length > 78) {
-      out += `\r\n ${piece}`;
-      lineLen = 1 + piece.length;
-    } else {
-      out += ` ${piece}`;
-      lineLen += 1 + piece.length;
-    }
-  });
-  return out;
 }
 
 /**
@@ -144,9 +112,6 @@ export function buildReportMail(report: TlsRptReport, opts: BuildReportMailOptio
   const gz = gzipReport(report);
   const json = report.toJSON();
   const day = json['date-range']['start-datetime'].slice(0, 10);
-  // "=_" cannot occur in base64 or in our text part, so the boundary never collides (RFC 2046 §5.1.1).
-  const boundary = `=_tlsrpt_${randomBytes(12).toString('hex')}`;
-
   // The human-readable part: only our own ASCII text plus the organisation name, which may be any
   // Unicode; control characters are dropped so it cannot break the part's structure.
   const org = dropControls(json['organization-name']);
@@ -157,11 +122,11 @@ export function buildReportMail(report: TlsRptReport, opts: BuildReportMailOptio
 
   const headers = [
     `From: ${opts.from}`,
-    foldParts('To', opts.to, ','),
+    foldList('To', opts.to, ','),
     `Date: ${rfc5322Date(opts.date ?? new Date())}`,
-    foldParts('Message-ID', [`<${messageId}>`], ''),
+    foldList('Message-ID', [`<${messageId}>`], ''),
     // RFC 8460 §5.3 Subject ABNF: Report Domain: <d> Submitter: <s> Report-ID: <msg-id>.
-    foldParts(
+    foldList(
       'Subject',
       [
         `Report Domain: ${report.policyDomain}`,
@@ -178,28 +143,34 @@ export function buildReportMail(report: TlsRptReport, opts: BuildReportMailOptio
     // RFC 8460 §3: reports MUST be delivered despite TLS failures; RFC 8689 §5 says so to relays.
     'TLS-Required: No',
     'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type="tlsrpt";\r\n boundary="${boundary}"`,
   ];
-  const body = [
-    'This is a multipart message in MIME format.',
-    '',
-    `--${boundary}`,
-    ascii ? 'Content-Type: text/plain; charset="us-ascii"' : 'Content-Type: text/plain; charset="utf-8"',
-    ascii ? 'Content-Transfer-Encoding: 7bit' : 'Content-Transfer-Encoding: base64',
-    '',
-    ascii ? text.replace(/\r\n$/, '') : base64Lines(Buffer.from(text, 'utf8')),
-    '',
-    `--${boundary}`,
-    `Content-Type: application/tlsrpt+gzip;\r\n name="${filename}"`,
-    'Content-Transfer-Encoding: base64',
-    `Content-Disposition: attachment;\r\n filename="${filename}"`,
-    '',
-    base64Lines(gz),
-    '',
-    `--${boundary}--`,
-    '',
-  ];
-  const raw = Buffer.from(`${headers.join('\r\n')}\r\n\r\n${body.join('\r\n')}`, 'utf8');
+  // "=_" cannot occur in base64 or in our text part, so the boundary never collides (RFC 2046 §5.1.1).
+  const mime = buildMultipart(
+    [
+      {
+        headers: ascii
+          ? ['Content-Type: text/plain; charset="us-ascii"', 'Content-Transfer-Encoding: 7bit']
+          : ['Content-Type: text/plain; charset="utf-8"', 'Content-Transfer-Encoding: base64'],
+        body: `${ascii ? text.replace(/\r\n$/, '') : base64Lines(Buffer.from(text, 'utf8'))}\r\n`,
+      },
+      {
+        headers: [
+          mimeField('Content-Type', 'application/tlsrpt+gzip', [['name', filename, 'quoted']]),
+          'Content-Transfer-Encoding: base64',
+          mimeField('Content-Disposition', 'attachment', [['filename', filename, 'quoted']]),
+        ],
+        body: `${base64Lines(gz)}\r\n`,
+      },
+    ],
+    { preamble: 'This is a multipart message in MIME format.', tag: 'tlsrpt' },
+  );
+  headers.push(
+    mimeField('Content-Type', 'multipart/report', [
+      ['report-type', 'tlsrpt', 'quoted'],
+      ['boundary', mime.boundary],
+    ]),
+  );
+  const raw = Buffer.concat([Buffer.from(`${headers.join('\r\n')}\r\n\r\n`, 'utf8'), mime.body]);
   return { mailFrom: opts.from, recipients: [...opts.to], raw };
 }
 
