@@ -121,7 +121,7 @@ export function tooSlowFindings(errors: ProbeError[], slowStart: string | null, 
       id: 'server-too-slow',
       severity: 'medium',
       message: expired
-        ? `scan stopped after ${budget.ms} ms: the server answers too slowly to be probed in time; results are incomplete`
+        ? `scan stopped after ${budget.ms} ms: the server answers too slowly to be probed in time; results are incomplete (--endpoint-timeout waits longer)`
         : 'the server took too long to send its greeting and capabilities; results may be incomplete',
       evidence,
     },
