@@ -4,12 +4,14 @@
  *
  *   1,000 clients (this process) -> postern serve (bin/postern.js, as users run it) -> smtp-sink
  *
- * One wave: all sessions are opened at once; each reads the banner, says EHLO, MAIL, RCPT, DATA
- * and a small message, then waits until every session of the wave has had its 250 (so the server
- * really holds all of them at the same time) before QUIT. Per session it times
+ * One wave: session i connects at i × ramp / n ms (`--ramp-ms`, default 1000; 0 = all in one
+ * burst); each reads the banner, says EHLO, MAIL, RCPT, DATA and a small message, then waits
+ * until every session of the wave has had its 250 (so the server really holds all of them at the
+ * same time) before QUIT. Per session it times
  * - connect → 220: from calling connect() to reading the complete banner (the accept path:
  *   accept(2), the limits, the greeting);
  * - DATA end → 250: from writing the final "." line to reading the 250 (the durable queue commit).
+ * The client is one thread: its own event-loop delay is reported beside the latencies.
  * The server's memory is sampled from /proc/<pid>/status (VmRSS every 50 ms, and VmHWM, the
  * kernel's own high-water mark, at the end), so the peak is not missed between samples.
  *
@@ -19,7 +21,7 @@
  * 127.0.0.2 … 127.0.0.N (N = ceil(sessions / 20) + 1), so no address exceeds its share. Loopback
  * only; bounded in count (`--sessions`, `--waves`) and time (`--timeout` per wave).
  *
- *   node bench/smtp-sessions.ts [--sessions 1000] [--waves 3] [--size 2048] [--timeout 120] [--no-doc]
+ *   node bench/smtp-sessions.ts [--sessions 1000] [--waves 3] [--ramp-ms 1000] [--size 2048] [--timeout 120] [--no-doc]
  *
  * Needs Debian's postfix package for smtp-sink(1) (the next hop the messages are relayed to).
  */
@@ -29,6 +31,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { makeSelfSignedCert } from '../test/integration/peers/certs.ts';
 import { freePort, waitForBanner } from '../test/integration/peers/ports.ts';
@@ -42,9 +45,12 @@ const { values } = parseArgs({
     size: { type: 'string', default: '2048' },
     timeout: { type: 'string', default: '120' },
     'per-ip': { type: 'string', default: '20' },
+    'ramp-ms': { type: 'string', default: '1000' },
     'no-doc': { type: 'boolean', default: false },
   },
 });
+const RAMP_MS = Number(values['ramp-ms']);
+if (!(RAMP_MS >= 0 && RAMP_MS <= 60_000)) throw new Error('--ramp-ms: 0..60000');
 const SESSIONS = Number(values.sessions);
 const WAVES = Number(values.waves);
 const SIZE = Number(values.size);
@@ -147,6 +153,15 @@ async function vm(pid: number): Promise<{ rssKiB: number; hwmKiB: number }> {
   };
 }
 
+/** The kernel's count of connections dropped because a listen queue was full (system-wide). */
+async function listenOverflows(): Promise<number> {
+  const t = await readFile('/proc/net/netstat', 'utf8').catch(() => '');
+  const lines = t.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const keys = lines[0]?.split(/\s+/) ?? [];
+  const vals = lines[1]?.split(/\s+/) ?? [];
+  return Number(vals[keys.indexOf('ListenOverflows')] ?? NaN);
+}
+
 function pct(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 }
@@ -199,7 +214,13 @@ const logFile = join(tmp.path, 'postern.log');
 const fd = openSync(logFile, 'a', 0o600);
 const server = spawn(
   process.execPath,
-  [join(REPO_ROOT, 'bin/postern.js'), 'serve', '--config', join(tmp.path, 'postern.yaml')],
+  [
+    ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+    join(REPO_ROOT, 'bin/postern.js'),
+    'serve',
+    '--config',
+    join(tmp.path, 'postern.yaml'),
+  ],
   { stdio: ['ignore', fd, fd], cwd: tmp.path },
 );
 closeSync(fd);
@@ -208,8 +229,17 @@ let exited = false;
 server.once('exit', () => (exited = true));
 
 const loadStart = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
-const mem = { idleKiB: 0, peakKiB: 0, hwmKiB: 0 };
-const waves: Array<{ banner: number[]; dataEnd: number[]; wallMs: number; failed: number; firstError: string }> = [];
+const mem = { idleKiB: 0, peakKiB: 0, hwmKiB: 0, overflows: 0 };
+interface Wave {
+  banner: number[];
+  dataEnd: number[];
+  wallMs: number;
+  failed: number;
+  firstError: string;
+  /** This process's own event-loop delay, p99 (ms): how much of the latency is the client's. */
+  clientLagP99: number;
+}
+const waves: Wave[] = [];
 try {
   await waitForBanner(HOST, port, '220', 30_000).catch(async (e: unknown) => {
     throw new Error(`postern did not start: ${await readFile(logFile, 'utf8').catch(() => '')}`, { cause: e });
@@ -225,12 +255,14 @@ try {
       await sleep(50);
     }
   })();
+  const overflowsBefore = await listenOverflows();
   for (let w = 0; w < WAVES; w++) {
     waves.push(await runWave(SESSIONS, w));
     await sleep(500);
   }
   sampling = false;
   await sampler;
+  mem.overflows = (await listenOverflows()) - overflowsBefore;
   mem.hwmKiB = (await vm(pid)).hwmKiB;
   // Every message of every wave reaches the next hop (the server accepted, and did not lose, them).
   const want = Math.min(100, SESSIONS) + SESSIONS * WAVES - waves.reduce((a, w) => a + w.failed, 0);
@@ -248,22 +280,28 @@ try {
   await tmp.remove();
 }
 
-async function runWave(
-  n: number,
-  w: number,
-): Promise<{ banner: number[]; dataEnd: number[]; wallMs: number; failed: number; firstError: string }> {
+async function runWave(n: number, w: number): Promise<Wave> {
   const t0 = performance.now();
   let failed = 0;
   let firstError = '';
   const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), WAVE_TIMEOUT_MS).unref());
+  // Session i starts at i × ramp / n ms: with --ramp-ms 0 all connects are issued in one burst
+  // (then the client, one thread, reads no banner before it has issued them all, which shows in
+  // connect → 220); either way every session stays open until the whole wave has its 250s.
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   const all = Array.from({ length: n }, (_, i) =>
-    openSession(port, `127.0.0.${2 + (i % SOURCES)}`, i + 1_000_000 * (w + 2)).catch((e: unknown) => {
-      failed++;
-      if (firstError === '') firstError = (e as Error).message;
-      return null;
-    }),
+    (RAMP_MS === 0 ? Promise.resolve() : sleep((i * RAMP_MS) / n))
+      .then(() => openSession(port, `127.0.0.${2 + (i % SOURCES)}`, i + 1_000_000 * (w + 2)))
+      .catch((e: unknown) => {
+        failed++;
+        if (firstError === '') firstError = (e as Error).message;
+        return null;
+      }),
   );
   const done = await Promise.race([Promise.all(all), timer]);
+  lag.disable();
+  const clientLagP99 = lag.percentile(99) / 1e6;
   if (done === 'timeout') throw new Error(`wave ${w}: not done within ${WAVE_TIMEOUT_MS} ms`);
   const ok = done.filter((s) => s !== null);
   const wallMs = performance.now() - t0;
@@ -277,7 +315,7 @@ async function runWave(
         (failed > 0 ? `; ${failed} failed, first: ${firstError}` : ''),
     );
   }
-  return { banner, dataEnd, wallMs, failed, firstError };
+  return { banner, dataEnd, wallMs, failed, firstError, clientLagP99 };
 }
 
 const loadEnd = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
@@ -287,16 +325,16 @@ const failed = waves.reduce((a, w) => a + w.failed, 0);
 const mib = (kib: number): string => (kib / 1024).toFixed(1);
 const rows = waves.map(
   (w, i) =>
-    `| ${i + 1} | ${w.banner.length} | ${w.failed} | ${(w.wallMs / 1000).toFixed(2)} | ${pct(w.banner, 0.5).toFixed(1)} | ${pct(w.banner, 0.99).toFixed(1)} | ${pct(w.dataEnd, 0.5).toFixed(1)} | ${pct(w.dataEnd, 0.99).toFixed(1)} |`,
+    `| ${i + 1} | ${w.banner.length} | ${w.failed} | ${(w.wallMs / 1000).toFixed(2)} | ${pct(w.banner, 0.5).toFixed(1)} | ${pct(w.banner, 0.99).toFixed(1)} | ${pct(w.dataEnd, 0.5).toFixed(1)} | ${pct(w.dataEnd, 0.99).toFixed(1)} | ${w.clientLagP99.toFixed(1)} |`,
 );
 const summary =
   `- server peak RSS **${mib(Math.max(mem.peakKiB, mem.hwmKiB))} MiB** (VmHWM ${mib(mem.hwmKiB)} MiB, sampled VmRSS peak ${mib(mem.peakKiB)} MiB; ${mib(mem.idleKiB)} MiB after the warm-up; target < 200 MB = 190.7 MiB)\n` +
   `- connect → 220 over all waves: p50 ${pct(banner, 0.5).toFixed(1)} ms, **p99 ${pct(banner, 0.99).toFixed(1)} ms** (target < 50 ms)\n` +
   `- DATA end → 250 over all waves: p50 ${pct(dataEnd, 0.5).toFixed(1)} ms, **p99 ${pct(dataEnd, 0.99).toFixed(1)} ms** (target < 50 ms)\n` +
-  `- failed sessions: ${failed}`;
+  `- failed sessions: ${failed}; listen-queue overflows during the waves (kernel ListenOverflows, system-wide): ${mem.overflows}`;
 const table = [
-  '| wave | sessions ok | failed | wall (s) | connect→220 p50 (ms) | p99 (ms) | DATA end→250 p50 (ms) | p99 (ms) |',
-  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  '| wave | sessions ok | failed | wall (s) | connect→220 p50 (ms) | p99 (ms) | DATA end→250 p50 (ms) | p99 (ms) | client loop delay p99 (ms) |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...rows,
 ].join('\n');
 console.log(`\n${table}\n\n${summary}`);
@@ -308,10 +346,10 @@ if (!values['no-doc']) {
     `## \`bench/smtp-sessions\`: ${SESSIONS} concurrent SMTP sessions against \`postern serve\`
 
 \`\`\`sh
-node bench/smtp-sessions.ts   # ~1 min; needs smtp-sink (Debian postfix)
+node bench/smtp-sessions.ts${RAMP_MS !== 1000 ? ` --ramp-ms ${RAMP_MS}` : ''}   # ~1 min; needs smtp-sink (Debian postfix)
 \`\`\`
 
-Measured ${date} on this project's machine (${cpus().length} cores), Node ${process.versions.node}. \`postern serve\` started through \`bin/postern.js\` (as users run it), one plain-SMTP MX listener on ${HOST}, relaying to smtp-sink on loopback. Each wave opens ${SESSIONS} sessions at once; each sends EHLO, MAIL, RCPT, DATA and a ${SIZE}-byte message and holds its connection until the whole wave has its 250s, then QUITs. Clients are bound round-robin to ${SOURCES} source addresses (127.0.0.2–127.0.0.${SOURCES + 1}) and the config states the limits (\`maxConnections: ${SESSIONS + 100}\`, \`maxConnectionsPerIp: ${PER_IP}\`), so no session is refused by a limit. One untimed warm-up wave of ${Math.min(100, SESSIONS)} sessions, then ${WAVES} measured waves on the same server. Memory: the server's VmRSS sampled every 50 ms and its VmHWM. Load average (1/5/15 min) at the start ${loadStart}, at the end ${loadEnd} (the machine is shared).
+Measured ${date} on this project's machine (${cpus().length} cores), Node ${process.versions.node}. \`postern serve\` started through \`bin/postern.js\` (as users run it), one plain-SMTP MX listener on ${HOST}, relaying to smtp-sink on loopback. Each wave opens ${SESSIONS} sessions, ${RAMP_MS === 0 ? 'all connects issued at once' : `their connects spread evenly over ${RAMP_MS} ms`}; each sends EHLO, MAIL, RCPT, DATA and a ${SIZE}-byte message as soon as it has its 220 and holds its connection until the whole wave has its 250s, then QUITs, so the server holds all ${SESSIONS} sessions at once. "Client loop delay" is the benchmark process's own event-loop delay (it drives all sessions from one thread), the part of the latencies that is not the server's. Clients are bound round-robin to ${SOURCES} source addresses (127.0.0.2–127.0.0.${SOURCES + 1}) and the config states the limits (\`maxConnections: ${SESSIONS + 100}\`, \`maxConnectionsPerIp: ${PER_IP}\`), so no session is refused by a limit. One untimed warm-up wave of ${Math.min(100, SESSIONS)} sessions, then ${WAVES} measured waves on the same server. Memory: the server's VmRSS sampled every 50 ms and its VmHWM. Load average (1/5/15 min) at the start ${loadStart}, at the end ${loadEnd} (the machine is shared).
 
 ${table}
 
