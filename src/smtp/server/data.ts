@@ -42,6 +42,8 @@ const DOT = 0x2e;
 
 // States. LINE_START: after CRLF (or right after the DATA command). DOT: "." at line start
 // (held back). DOT_CR: ".\r" at line start. MID: inside a line. CR: a CR inside a line (held).
+/** First buffer of a DATA transfer (most mail is a few KiB; larger messages grow it by doubling). */
+const INITIAL_BUFFER = 4096;
 const LINE_START = 0;
 const DOT_STATE = 1;
 const DOT_CR = 2;
@@ -60,7 +62,9 @@ export class DataReader {
 
   constructor(limits: DataLimits) {
     this.limits = limits;
-    this.buf = Buffer.allocUnsafe(Math.min(64 * 1024, limits.maxSize + 1));
+    // Start small and double: the message is a view of this buffer until it is queued, so a
+    // 64 KiB start held 64 KiB per small message in flight (60 MiB at 1,000 sessions).
+    this.buf = Buffer.allocUnsafe(Math.min(INITIAL_BUFFER, limits.maxSize + 1));
   }
 
   /**
