@@ -23,7 +23,7 @@ import { openSqliteSpool } from '../queue/sqlite.ts';
 import type { Spool } from '../queue/types.ts';
 import { createSmtpServer } from '../smtp/server/index.ts';
 import type { SmtpServer } from '../smtp/server/index.ts';
-import { startAdmin } from './admin.ts';
+import { adminTokens, startAdmin, warnLooseMode } from './admin.ts';
 import type { AdminServer } from './admin.ts';
 import { smtpHooks } from './hooks.ts';
 import { startMaintenance } from './maintenance.ts';
@@ -31,7 +31,7 @@ import { createMetrics, registerQueueMetrics } from './metrics.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { QueueManager } from './qmgr.ts';
 import { loadLiveConfig, policySpec } from './reload.ts';
-import { AuthRateLimiter } from './users.ts';
+import { AuthRateLimiter, watchUsersFile } from './users.ts';
 
 export interface Gateway {
   listeners: Array<{ name: string; address: string; port: number }>;
@@ -141,6 +141,11 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   const events = createEventSink({ log, registry: metrics.registry });
   const live = await loadLiveConfig(config);
   const limiter = new AuthRateLimiter(config.authRateLimit);
+  // Secrets others can read, the admin tokens, and `postern user …` taking effect at once.
+  await warnLooseMode(config.tls.key, 'private-key', events);
+  if (config.users) await warnLooseMode(config.users, 'users', events);
+  const tokens = config.admin ? await adminTokens(config.admin, events) : null;
+  let usersWatch = watchUsersFile(config.users, events, (store) => live.setUsers(store));
 
   const spool = await openSqliteSpool(config.queue.dir, { now });
   registerQueueMetrics(metrics.registry, spool, now);
@@ -200,8 +205,8 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   });
 
   let admin: AdminServer | null = null;
-  if (config.admin) {
-    admin = await startAdmin({ ...config.admin, spool, metrics, kick: () => qmgr.kick(), log, events });
+  if (config.admin && tokens) {
+    admin = await startAdmin({ ...config.admin, spool, metrics, tokens, kick: () => qmgr.kick(), log, events });
   }
   log.info({ event: 'gateway.started', listeners, admin: admin?.address ?? null, queue: config.queue.dir });
 
@@ -213,10 +218,13 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     maintenance: () => maintenance.run(),
     async reload(next = config) {
       await live.reload(next);
+      usersWatch?.close();
+      usersWatch = watchUsersFile(next.users, events, (store) => live.setUsers(store));
       log.info({ event: 'gateway.reloaded', users: live.users?.size ?? 0 });
     },
     async stop(o = {}) {
       log.info({ event: 'gateway.stopping' });
+      usersWatch?.close();
       await smtp.close({ graceful: true, timeoutMs: o.timeoutMs ?? 30_000 });
       await maintenance.stop();
       await qmgr.stop();

@@ -11,6 +11,7 @@ import { isPathError, parsePath } from './address.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { RelaySession } from './relay.ts';
 import type { LiveConfig } from './reload.ts';
+import { checkLogin } from './users.ts';
 import type { AuthRateLimiter } from './users.ts';
 
 export interface HookContext {
@@ -39,24 +40,18 @@ export function smtpHooks(ctx: HookContext): SmtpServerHooks {
   const { live, limiter, metrics } = ctx;
   return {
     authenticate: async (user, password, s) => {
-      const check = limiter.check(s.clientAddress, user);
-      if (!check.allowed) {
-        metrics.auth.inc({ result: 'rate-limited' });
-        return 'rate-limited';
-      }
-      const users = live.users;
-      const ok = users !== null && (await users.verify(user, password));
-      if (ok) limiter.recordSuccess(s.clientAddress, user);
-      else limiter.recordFailure(s.clientAddress, user);
-      metrics.auth.inc({ result: ok ? 'ok' : 'bad' });
-      return ok ? 'ok' : 'bad';
+      // Counted as in flight before hashing: parallel guesses cannot outrun the limit.
+      const verify = (u: string, p: string): Promise<boolean> => live.users?.verify(u, p) ?? Promise.resolve(false);
+      const r = await checkLogin(limiter, verify, s.clientAddress, user, password);
+      metrics.auth.inc({ result: typeof r === 'string' ? r : r.result });
+      return r;
     },
     authenticateExternal: async (_subject, certificate) => {
       const fp = (certificate.fingerprint256 ?? '').replaceAll(':', '').toUpperCase();
       return live.users?.userForCertificate(fp) ?? null;
     },
     parsePath: (text, o) => {
-      const p = parsePath(text, { smtputf8: o.smtputf8 });
+      const p = parsePath(text, { smtputf8: o.smtputf8, kind: o.kind });
       return isPathError(p) ? p : { address: p.address, local: p.local, domain: p.domain };
     },
     checkSender: async (address, s) => {
@@ -66,7 +61,7 @@ export function smtpHooks(ctx: HookContext): SmtpServerHooks {
     checkRecipient: async (address, s) => {
       const d = live.relay.checkRecipient(reparse(address, 'forward'), relaySession(s));
       if (!d.ok) metrics.rejected.inc({ reason: 'relay' });
-      return d.ok ? { ok: true } : d;
+      return d.ok ? { ok: true, ...(d.rewrite !== undefined ? { address: d.rewrite } : {}) } : d;
     },
     enqueue: async (envelope: Envelope, message: Buffer) => {
       const id = await ctx.spool.enqueue(envelope, message);

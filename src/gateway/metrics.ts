@@ -1,5 +1,6 @@
 /** Prometheus metrics of the gateway (prom-client), one registry per gateway instance. */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { PosternEvent } from '../core/events.ts';
 import type { QueueAges, Spool } from '../queue/types.ts';
 
 export interface GatewayMetrics {
@@ -9,6 +10,8 @@ export interface GatewayMetrics {
   auth: Counter<'result'>;
   deliveries: Counter<'state'>;
   queue: Gauge<'state'>;
+  /** Outbound TLS decisions: enforced level × the rule met or failed (TlsCheck) × ok/fail/error. */
+  outboundTls: Counter<'level' | 'check' | 'outcome'>;
 }
 
 export function createMetrics(): GatewayMetrics {
@@ -46,7 +49,23 @@ export function createMetrics(): GatewayMetrics {
       labelNames: ['state'],
       registers: [registry],
     }),
+    outboundTls: new Counter({
+      name: 'postern_outbound_tls_total',
+      help: 'Outbound TLS decisions per MX attempt by enforced level, the rule met or failed (dane, mta-sts, verify, profile, ...) and outcome',
+      labelNames: ['level', 'check', 'outcome'],
+      registers: [registry],
+    }),
   };
+}
+
+/**
+ * Count one `delivery.attempt` event in `postern_outbound_tls_total` (other events are ignored).
+ * Probes (`postern policy check`) are not deliveries and are not counted.
+ */
+export function countOutboundTls(m: Pick<GatewayMetrics, 'outboundTls'>, e: PosternEvent): void {
+  if (e.event !== 'delivery.attempt' || e.probe === true) return;
+  const outcome = e.outcome === 'policy-ok' ? 'ok' : e.outcome === 'policy-fail' ? 'fail' : 'error';
+  m.outboundTls.inc({ level: e.hostLevel ?? e.level, check: e.check, outcome });
 }
 
 /** Age thresholds of `postern_queue_messages_older_than` (label `age`). */

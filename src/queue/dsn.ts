@@ -5,8 +5,9 @@
  * The output is CRLF throughout, every line ≤ 998 octets, every header 7-bit (except an
  * internationalised sender's own address, which needs SMTPUTF8 anyway).
  */
-import { randomBytes } from 'node:crypto';
 import { PosternError } from '../core/errors.ts';
+import { buildMultipart, mimeField, quotedPrintable, rfc5322Date } from '../mime/index.ts';
+import type { MimePart } from '../mime/index.ts';
 import type { Envelope, RecipientDsn } from './types.ts';
 
 /** RFC 3464 §2.3.3 actions ('relayed'/'expanded': successful hand-off without further DSNs). */
@@ -144,11 +145,6 @@ export function buildDsn(input: DsnInput): Buffer {
   const text = humanText(input, host, returned.note);
   const status = deliveryStatus(input, host);
 
-  let boundary = '';
-  const mustAvoid = [text, status, returned.body?.toString('latin1') ?? ''];
-  do boundary = `=_postern_${randomBytes(12).toString('hex')}`;
-  while (mustAvoid.some((s) => s.includes(boundary)));
-
   const subject = {
     failed: 'Undelivered Mail Returned to Sender',
     delayed: 'Delayed Mail (still being retried)',
@@ -172,35 +168,41 @@ export function buildDsn(input: DsnInput): Buffer {
   head.push('Auto-Submitted: auto-replied');
   if (input.queueId) head.push(...header('X-Postern-Queue-ID', input.queueId));
   head.push('MIME-Version: 1.0');
-  head.push(`Content-Type: multipart/report; report-type=delivery-status;`, `\tboundary="${boundary}"`);
 
   const textIsAscii = isAscii(text);
-  const chunks: Buffer[] = [];
-  const push = (s: string): void => void chunks.push(Buffer.from(s, 'utf8'));
-  push(head.join('\r\n') + '\r\n\r\nThis is a MIME-encapsulated delivery status report (RFC 3464).\r\n');
-
-  push(`\r\n--${boundary}\r\n`);
-  push('Content-Description: Notification\r\n');
-  if (textIsAscii) push('Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n');
-  else push('Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n');
-  push(textIsAscii ? text : quotedPrintable(text));
-
-  push(`\r\n--${boundary}\r\n`);
-  push('Content-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n');
-  push(status);
-
-  if (returned.body) {
-    push(`\r\n--${boundary}\r\n`);
-    push(`Content-Description: ${returned.description}\r\nContent-Type: ${returned.type}\r\n`);
-    if (returned.body.some((b) => b >= 0x80)) push('Content-Transfer-Encoding: 8bit\r\n');
-    push('\r\n');
-    chunks.push(returned.body);
-  }
-  // The CRLF before a delimiter belongs to the delimiter (RFC 2046 §5.1.1): add one so the
-  // returned message keeps its own final CRLF.
-  push('\r\n');
-  push(`--${boundary}--\r\n`);
-  return Buffer.concat(chunks);
+  const parts: MimePart[] = [
+    {
+      headers: [
+        'Content-Description: Notification',
+        ...(textIsAscii
+          ? ['Content-Type: text/plain; charset=us-ascii', 'Content-Transfer-Encoding: 7bit']
+          : ['Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable']),
+      ],
+      body: textIsAscii ? text : quotedPrintable(text),
+    },
+    {
+      headers: ['Content-Description: Delivery report', 'Content-Type: message/delivery-status'],
+      body: status,
+    },
+  ];
+  if (returned.body)
+    parts.push({
+      headers: [
+        `Content-Description: ${returned.description}`,
+        `Content-Type: ${returned.type}`,
+        ...(returned.body.some((b) => b >= 0x80) ? ['Content-Transfer-Encoding: 8bit'] : []),
+      ],
+      // The returned message keeps its own final CRLF: the delimiter brings its own (RFC 2046 §5.1.1).
+      body: returned.body,
+    });
+  const mime = buildMultipart(parts, { preamble: 'This is a MIME-encapsulated delivery status report (RFC 3464).' });
+  head.push(
+    mimeField('Content-Type', 'multipart/report', [
+      ['report-type', 'delivery-status'],
+      ['boundary', mime.boundary],
+    ]),
+  );
+  return Buffer.concat([Buffer.from(head.join('\r\n') + '\r\n\r\n', 'utf8'), mime.body]);
 }
 
 // --- the returned message (RFC 3461 §4.3 RET, RFC 6522 §3) ---------------------------------------
@@ -341,30 +343,8 @@ function chop(s: string, n: number): string[] {
   return out;
 }
 
-/** RFC 2045 §6.7 quoted-printable of UTF-8 text with CRLF line ends; encoded lines ≤ 76 chars. */
-export function quotedPrintable(text: string): string {
-  const out: string[] = [];
-  for (const line of text.replace(/\r\n$/, '').split('\r\n')) {
-    const bytes = Buffer.from(line, 'utf8');
-    let cur = '';
-    for (let i = 0; i < bytes.length; i++) {
-      const b = bytes[i]!;
-      const last = i === bytes.length - 1;
-      let tok: string;
-      if ((b === 0x20 || b === 0x09) && last)
-        tok = `=${hex2(b)}`; // trailing white space would be lost
-      else if ((b >= 33 && b <= 126 && b !== 0x3d) || b === 0x20 || b === 0x09) tok = String.fromCharCode(b);
-      else tok = `=${hex2(b)}`;
-      if (cur.length + tok.length > 75) {
-        out.push(cur + '=');
-        cur = '';
-      }
-      cur += tok;
-    }
-    out.push(cur);
-  }
-  return out.map((l) => l + '\r\n').join('');
-}
+/** RFC 2045 §6.7 quoted-printable (now in mime/, re-exported for existing callers). */
+export { quotedPrintable };
 
 // --- the machine-readable part (RFC 3464 §2.1–2.3) -----------------------------------------------
 
@@ -500,20 +480,4 @@ function isAscii(s: string | Buffer): boolean {
     return true;
   }
   return !s.some((b) => b >= 0x80);
-}
-
-function hex2(b: number): string {
-  return b.toString(16).toUpperCase().padStart(2, '0');
-}
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** RFC 5322 §3.3 date-time in UTC, e.g. `Tue, 01 Jul 2025 12:00:00 +0000`. */
-export function rfc5322Date(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return (
-    `${DAYS[d.getUTCDay()]}, ${p(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`
-  );
 }

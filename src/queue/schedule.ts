@@ -2,6 +2,8 @@
  * Retry schedule and the one temporary-vs-permanent mapping the queue, delivery and DSNs share
  * (STYLE.md §4: decided in one place, stored as data).
  */
+import { replyClass, replyStatus } from '../smtp/protocol/reply-class.ts';
+import type { ReplyClass } from '../smtp/protocol/reply-class.ts';
 import type { RecipientStatus } from './types.ts';
 
 export interface RetryOptions {
@@ -68,6 +70,7 @@ export function delayWarningDue(
   return !warned && delayWarningMs > 0 && now.getTime() - toMs(createdAt) >= delayWarningMs;
 }
 
+export type { ReplyClass } from '../smtp/protocol/reply-class.ts';
 /** Options of the queue's one schedule (config `queue.retry`, `queue.maxLifetimeMs`, `queue.delayWarningMs`). */
 export interface ScheduleOptions {
   retry?: Partial<RetryOptions>;
@@ -119,36 +122,22 @@ export function createSchedule(opts: ScheduleOptions = {}): Schedule {
   };
 }
 
-export type ReplyClass = 'success' | 'temporary' | 'permanent';
-
-const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})$/;
-
 /**
- * Temporary or permanent, from an SMTP reply code (RFC 5321 §4.2.1) and its enhanced status code
- * (RFC 3463 §3.1: class 2 success, 4 persistent transient, 5 permanent). When the two disagree,
- * or the code is malformed, the answer is 'temporary': a deferral can be corrected by a later
- * attempt, a bounce cannot be undone. 2xx/3xx are 'success' whatever the enhanced code says.
+ * Temporary or permanent, from an SMTP reply (RFC 5321 §4.2.1): the reply code decides, as
+ * Postfix does; an enhanced code whose class contradicts it (RFC 3463 §2: "550 4.7.1") does not
+ * change the class. One rule with the SMTP client: src/smtp/protocol/reply-class.ts.
  */
 export function classifyReply(code: number, enhanced?: string | null): ReplyClass {
-  const first = Number.isInteger(code) && code >= 200 && code <= 599 ? Math.floor(code / 100) : 0;
-  const m = enhanced ? ENHANCED.exec(enhanced.trim()) : null;
-  const cls = m ? Number(m[1]) : 0;
-  // A 2xx means the server took responsibility (RFC 5321 §4.2.1); retrying would duplicate mail.
-  if (first === 2 || first === 3) return 'success';
-  if (first === 5) return cls === 0 || cls === 5 ? 'permanent' : 'temporary';
-  return 'temporary';
+  void enhanced; // kept in the signature: callers pass what they have, the reply code decides
+  return replyClass(code);
 }
 
 /**
- * The RFC 3464 `Status` for a reply: its enhanced code when valid and consistent with the reply
- * class, otherwise the generic `X.0.0` of that class (RFC 3463 §3.1).
+ * The RFC 3464 `Status` for a reply: the reply's class with the enhanced subject and detail
+ * ("550 4.7.1" → "5.7.1", RFC 3463 §2), or the class's generic `X.0.0` when there is none.
  */
 export function dsnStatus(code: number, enhanced?: string | null): string {
-  const cls = classifyReply(code, enhanced);
-  const digit = cls === 'success' ? '2' : cls === 'temporary' ? '4' : '5';
-  const e = enhanced?.trim();
-  if (e && ENHANCED.test(e) && e.startsWith(digit)) return e;
-  return `${digit}.0.0`;
+  return replyStatus(code, enhanced);
 }
 
 function toMs(d: Date | string): number {
