@@ -33,7 +33,7 @@ interface CountingSink {
 }
 
 /** Plain SMTP sink (no STARTTLS) that counts connections, messages and QUITs. */
-async function startSink(): Promise<CountingSink> {
+async function startSink(o: { dsn?: boolean } = {}): Promise<CountingSink> {
   const sink: CountingSink = { port: 0, connections: 0, messages: 0, quits: 0, server: createServer() };
   sink.server.on('connection', (s: Socket) => {
     sink.connections++;
@@ -58,7 +58,7 @@ async function startSink(): Promise<CountingSink> {
         if (nl < 0) break;
         const verb = buf.slice(0, 4).toUpperCase();
         buf = buf.slice(nl + 2);
-        if (verb === 'EHLO') out.push('250-sink.test\r\n250 PIPELINING\r\n');
+        if (verb === 'EHLO') out.push(`250-sink.test\r\n${o.dsn === true ? '250-DSN\r\n' : ''}250 PIPELINING\r\n`);
         else if (verb === 'DATA') {
           out.push('354 go\r\n');
           inData = true;
@@ -79,10 +79,10 @@ async function startSink(): Promise<CountingSink> {
   return sink;
 }
 
-function envelope(rcpt: string): Envelope {
+function envelope(rcpt: string, notify: Envelope['recipients'][number]['dsn']['notify'] = null): Envelope {
   return {
     mailFrom: 'alice@example.com',
-    recipients: [{ address: rcpt, dsn: { notify: null, orcpt: null } }],
+    recipients: [{ address: rcpt, dsn: { notify, orcpt: null } }],
     size: null,
     body: '7BIT',
     smtputf8: false,
@@ -156,6 +156,50 @@ describe('QueueManager connection reuse', () => {
     await until('QUIT of the cached session on stop', () => sink.quits === 1, 3000);
     await new Promise<void>((r) => sink.server.close(() => r()));
   });
+});
+
+describe('QueueManager success reports with the real delivery step (RFC 3461 §5.2.1, §5.2.2)', () => {
+  for (const dsn of [true, false]) {
+    it(`NOTIFY=SUCCESS to a next hop ${dsn ? 'with' : 'without'} DSN: ${dsn ? 'passed on, no own report' : 'one "relayed" report'}`, async () => {
+      const sink = await startSink({ dsn });
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'postern-qmgr-'));
+      dirs.push(dir);
+      const spool = await openSqliteSpool(path.join(dir, 'queue'));
+      const qmgr = new QueueManager(
+        spool,
+        {
+          dns: noDns,
+          policy: new PolicyTable({ default: { level: 'may', profile: null } }),
+          routes: { 'dest.test': `127.0.0.1:${sink.port}` },
+          heloName: 'relay.test',
+          now: () => new Date(),
+        },
+        {
+          hostname: 'relay.test',
+          concurrency: 2,
+          pollMs: 60_000,
+          schedule: createSchedule(),
+          log: pino({ level: 'silent' }),
+        },
+      );
+      try {
+        const id = await spool.enqueue(envelope('r@dest.test', ['SUCCESS']), Buffer.from('Subject: t\r\n\r\nhi\r\n'));
+        await qmgr.pass();
+        assert.equal(sink.messages, 1);
+        assert.equal(await spool.get(id), null, 'delivered');
+        const left = await spool.list();
+        if (dsn) assert.deepEqual(left, [], 'the next hop reports; postern does not');
+        else {
+          assert.equal(left.length, 1);
+          assert.match((await spool.readMessage(left[0]!.id)).toString(), /^Action: relayed\r$/m);
+        }
+      } finally {
+        await qmgr.stop();
+        await spool.close();
+        await new Promise<void>((r) => sink.server.close(() => r()));
+      }
+    });
+  }
 });
 
 it('describes queue lifetimes in words for bounce texts', () => {
