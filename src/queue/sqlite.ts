@@ -440,6 +440,13 @@ class SqliteSpoolImpl implements SqliteSpool {
         if (!row || row.idx !== u.id) {
           throw new PosternError('queue-unknown-recipient', `message ${claim.id} has no recipient #${u.id}`);
         }
+        // The id decides; a different address means the caller mixed up its recipients.
+        if (row.address !== u.address) {
+          throw new PosternError(
+            'queue-invalid',
+            `recipient #${u.id} of ${claim.id} is ${row.address}, not ${u.address}`,
+          );
+        }
         let next: number | null = null;
         if (!FINAL.has(u.state)) {
           // The schedule above the storage decides when; the spool refuses to guess.

@@ -129,7 +129,10 @@ export interface NewMessage {
 
 /** Everything one delivery attempt (or expiry, or delay warning) changes, applied in one step. */
 export interface Completion {
-  /** New status of some recipients, addressed by `id`. Non-final states need `nextAttemptAt`. */
+  /**
+   * New status of some recipients, addressed by `id` (its `address` must match, as a check).
+   * Non-final states need `nextAttemptAt`.
+   */
   recipients: RecipientStatus[];
   /** DSNs the results cause, enqueued in the same transaction as the results. */
   dsns?: NewMessage[];

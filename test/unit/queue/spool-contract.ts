@@ -312,6 +312,10 @@ export function spoolContract(name: string, factory: SpoolFactory): void {
           { code: 'queue-unknown-recipient' },
         );
         assert.equal((await spool.get(id))?.recipients[0]!.state, 'queued', 'nothing of the failed update stuck');
+        // An id with another recipient's address is a caller's mix-up, refused.
+        await assert.rejects(spool.complete(c2, { recipients: [result(0, 'other@x.test', 'delivered')] }), {
+          code: 'queue-invalid',
+        });
       } finally {
         await spool.close();
       }
