@@ -222,7 +222,7 @@ export class QueueManager {
     const warnBefore = sched.warnBefore(now);
     if (warnBefore !== null) {
       for (const msg of await this.claim(now, 100, { kind: 'delay-warning', createdBefore: warnBefore })) {
-        await this.guarded(msg, () => this.warn(msg, now));
+        await this.guarded(msg, () => this.warn(msg));
       }
     }
     const free = this.opts.concurrency - this.inFlight.size;
@@ -323,8 +323,7 @@ export class QueueManager {
     this.events.emit({ event: 'qmgr.expired', msgId: msg.id, recipients: final.map((r) => r.address) });
   }
 
-  private async warn(msg: ClaimedMessage, now: Date): Promise<void> {
-    void now;
+  private async warn(msg: ClaimedMessage): Promise<void> {
     const pending = msg.recipients.filter((r) => r.state === 'deferred');
     let dsn: PlannedDsn | null = null;
     if (pending.length) {
