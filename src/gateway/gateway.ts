@@ -27,7 +27,7 @@ import { adminTokens, startAdmin, warnLooseMode } from './admin.ts';
 import type { AdminServer } from './admin.ts';
 import { smtpHooks } from './hooks.ts';
 import { startMaintenance } from './maintenance.ts';
-import { createMetrics, registerQueueMetrics } from './metrics.ts';
+import { countOutboundTls, createMetrics, registerQueueMetrics } from './metrics.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { QueueManager } from './qmgr.ts';
 import { loadLiveConfig, policySpec } from './reload.ts';
@@ -137,8 +137,9 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   const now = opts.now ?? (() => new Date());
   const tls = await readTlsMaterial(config);
   const metrics: GatewayMetrics = createMetrics();
-  // One sink for every area: logged through pino, counted in postern_events_total.
-  const events = createEventSink({ log, registry: metrics.registry });
+  // One sink for every area: logged through pino, counted in postern_events_total; delivery
+  // attempts also feed postern_outbound_tls_total (level × rule met or failed).
+  const events = createEventSink({ log, registry: metrics.registry, extra: (e) => countOutboundTls(metrics, e) });
   const live = await loadLiveConfig(config);
   const limiter = new AuthRateLimiter(config.authRateLimit);
   // Secrets others can read, the admin tokens, and `postern user …` taking effect at once.
