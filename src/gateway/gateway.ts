@@ -95,10 +95,20 @@ export function deliveryDeps(
         `DANE is configured but the DNS server ${dnssec.server} is not trusted to validate (not on loopback, or systemd-resolved's stub): no TLSA record counts as secure (run a validating resolver such as unbound on this host and list it in dns.servers, or set dns.trustAd: any)`,
       );
   }
+  if (config.mtaSts.enabled && config.mtaSts.allowPrivateAddresses === true)
+    opts.log.warn(
+      { event: 'mta-sts.private-addresses-allowed' },
+      'mtaSts.allowPrivateAddresses is on (insecure): a domain can make postern fetch its policy from loopback or the local network',
+    );
   const sts = config.mtaSts.enabled
     ? new StsPolicyCache({
         dir: config.mtaSts.cacheDir,
-        fetch: { dns, ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.mtaStsPort ? { port: opts.mtaStsPort } : {}) },
+        fetch: {
+          dns,
+          ...(opts.ca ? { ca: opts.ca } : {}),
+          ...(opts.mtaStsPort ? { port: opts.mtaStsPort } : {}),
+          ...(config.mtaSts.allowPrivateAddresses === true ? { allowPrivateAddresses: true } : {}),
+        },
         now,
         log: opts.log,
       })
