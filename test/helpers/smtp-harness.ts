@@ -64,7 +64,7 @@ export interface Harness {
 export const DEFAULT_LIMITS: SmtpLimits = {
   maxMessageSize: 100_000,
   maxRecipients: 5,
-  maxLineLength: 998,
+  maxLineLength: 1000,
   commandTimeoutMs: 3000,
   dataTimeoutMs: 3000,
   maxConnections: 50,
@@ -74,7 +74,13 @@ export const DEFAULT_LIMITS: SmtpLimits = {
 };
 
 export async function startHarness(
-  o: { limits?: Partial<SmtpLimits>; listeners?: ListenerSpec[]; hooks?: Partial<SmtpServerHooks> } = {},
+  o: {
+    limits?: Partial<SmtpLimits>;
+    listeners?: ListenerSpec[];
+    hooks?: Partial<SmtpServerHooks>;
+    /** Seams of the server: a manual clock (test/helpers/manual-timers.ts), an event sink. */
+    server?: Pick<SmtpServerOptions, 'timers' | 'events'>;
+  } = {},
 ): Promise<Harness> {
   const pki = await testPki();
   const queue: Stored[] = [];
@@ -140,6 +146,7 @@ export async function startHarness(
     tls: { key: pki.serverCert.keyPem, cert: pki.serverChainPem, ca: [pki.root.pem] },
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     hooks,
+    ...o.server,
   };
   const server = createSmtpServer(opts);
   const bound = await server.listen();

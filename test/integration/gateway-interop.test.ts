@@ -373,7 +373,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
 
   test('`postern queue list` and the metrics endpoint of the running gateway', async () => {
     const cli = (...args: string[]) =>
-      run(process.execPath, [BIN, 'queue', ...args, '--admin', g.adminUrl], { timeoutMs: 30_000 });
+      run(process.execPath, [BIN, 'queue', ...args, '--config', g.configPath], { timeoutMs: 30_000 });
     // Everything but the cleartext.test message was delivered and has left the queue.
     const r = await cli('list');
     assert.equal(r.code, 0, r.stderr);
@@ -400,7 +400,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
     assert.deepEqual(await g.gw.spool.counts(), { queued: 0, deferred: 0, delivered: 0, bounced: 0 });
     assert.match((await cli('list')).stdout, /^queued: 0 {2}deferred: 0 {2}delivered: 0 {2}bounced: 0\n$/);
 
-    const res = await fetch(`${g.adminUrl}/metrics`);
+    const res = await fetch(`${g.adminUrl}/metrics`, { headers: { authorization: `Bearer ${g.adminToken}` } });
     assert.equal(res.status, 200);
     const metrics = await res.text();
     for (const [listener, n] of Object.entries(accepted)) {
@@ -413,9 +413,11 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
     assert.match(metrics, /^postern_auth_attempts_total\{result="bad"\} 1$/m);
 
     // An unreachable admin endpoint is an error, not an empty queue.
-    const dead = await run(process.execPath, [BIN, 'queue', 'list', '--admin', 'http://127.0.0.1:1'], {
-      timeoutMs: 30_000,
-    });
+    const dead = await run(
+      process.execPath,
+      [BIN, 'queue', 'list', '--admin', 'http://127.0.0.1:1', '--token-file', g.config.admin?.tokenFile ?? ''],
+      { timeoutMs: 30_000 },
+    );
     assert.notEqual(dead.code, 0);
     assert.match(dead.stderr, /cannot reach the running server/);
   });

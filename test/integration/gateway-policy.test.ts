@@ -14,7 +14,7 @@
  * The clock is injected: retries and the lifetime pass without waiting.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -118,6 +118,7 @@ let gw: Gateway;
 let dir: string;
 let clock = Date.now();
 let adminUrl = '';
+let adminToken = '';
 const events: LogEvent[] = [];
 
 async function freePort(): Promise<number> {
@@ -238,6 +239,7 @@ before(async () => {
     },
   });
   adminUrl = `http://127.0.0.1:${gw.admin?.port ?? adminPort}`;
+  adminToken = (await readFile(join(dir, 'queue', 'admin.token'), 'utf8')).trim();
 });
 
 after(async () => {
@@ -301,7 +303,9 @@ test(
     await checkDeferred(1);
 
     // The admin API (what `postern queue list` shows) agrees.
-    const api = (await (await fetch(`${adminUrl}/queue?state=deferred`)).json()) as {
+    const api = (await (
+      await fetch(`${adminUrl}/queue?state=deferred`, { headers: { authorization: `Bearer ${adminToken}` } })
+    ).json()) as {
       counts: Record<string, number>;
       messages: QueuedMessage[];
     };

@@ -65,7 +65,8 @@ describe('MTA-STS fetch against unbound and a local HTTPS policy host', { skip }
     ub = await startUnbound({ localData: ZONE });
     dns = createDnsClient({ servers: [ub.server], timeoutMs: 2000, tries: 1 });
     web = await startHttpsPolicyServer();
-    opts = { dns, ca: [web.ca], port: web.port, timeoutMs: 3000 };
+    // The policy hosts are on loopback: an explicit opt-in (refused by default, see the last test).
+    opts = { dns, ca: [web.ca], port: web.port, timeoutMs: 3000, allowPrivateAddresses: true };
     await web.route('mta-sts.good.test', { body: GOOD });
     await web.route('mta-sts.redirect.test', { redirect: 'https://mta-sts.good.test/.well-known/mta-sts.txt' });
     // A large error page, sent in chunks: the fetch stops at the status line without reading it.
@@ -148,7 +149,9 @@ describe('MTA-STS fetch against unbound and a local HTTPS policy host', { skip }
   });
 
   it('rejects the test CA certificate when only the default trust store is used', async () => {
-    const f = failure(await fetchStsPolicy('good.test', { dns, port: web.port, timeoutMs: 3000 }));
+    const f = failure(
+      await fetchStsPolicy('good.test', { dns, port: web.port, timeoutMs: 3000, allowPrivateAddresses: true }),
+    );
     assert.equal(f.error, 'sts-webpki-invalid');
   });
 
