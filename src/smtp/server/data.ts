@@ -27,6 +27,11 @@ export interface DataResult {
   bareLf: boolean;
   bareCr: boolean;
   lineTooLong: boolean;
+  /**
+   * A NUL octet: RFC 5321 §4.5.2 / RFC 5322 §2.3 exclude it from text, and a next hop that strips
+   * NULs would read `CRLF NUL . CRLF` as the end of data (smuggling one hop later).
+   */
+  nul: boolean;
   /** Any octet ≥ 0x80 (8-bit content, RFC 6152). */
   eightBit: boolean;
 }
@@ -53,7 +58,7 @@ export class DataReader {
   private size = 0;
   private lineLen = 0;
   private readonly limits: DataLimits;
-  private flags = { tooBig: false, bareLf: false, bareCr: false, lineTooLong: false, eightBit: false };
+  private flags = { tooBig: false, bareLf: false, bareCr: false, lineTooLong: false, nul: false, eightBit: false };
 
   constructor(limits: DataLimits) {
     this.limits = limits;
@@ -100,6 +105,7 @@ export class DataReader {
           if (b === CR) this.state = CR_STATE;
           else {
             if (b === LF) this.flags.bareLf = true;
+            else if (b === 0) this.flags.nul = true;
             else if (b >= 0x80) this.flags.eightBit = true;
             this.content(b);
           }
