@@ -342,8 +342,8 @@ console.log(`\n${table}\n\n${summary}`);
 if (!values['no-doc']) {
   const date = new Date().toISOString().slice(0, 10);
   await writeDocSection(
-    'smtp-sessions',
-    `## \`bench/smtp-sessions\`: ${SESSIONS} concurrent SMTP sessions against \`postern serve\`
+    RAMP_MS === 0 ? 'smtp-sessions-burst' : 'smtp-sessions',
+    `## \`bench/smtp-sessions\`: ${SESSIONS} concurrent SMTP sessions against \`postern serve\`${RAMP_MS === 0 ? ', all connects in one burst' : ''}
 
 \`\`\`sh
 node bench/smtp-sessions.ts${RAMP_MS !== 5000 ? ` --ramp-ms ${RAMP_MS}` : ''}   # ~1 min; needs smtp-sink (Debian postfix)
@@ -356,6 +356,6 @@ ${table}
 ${summary}
 `,
   );
-  console.log('\nwrote docs/benchmarks.md (section smtp-sessions)');
+  console.log(`\nwrote docs/benchmarks.md (section ${RAMP_MS === 0 ? 'smtp-sessions-burst' : 'smtp-sessions'})`);
 }
 process.exit(0);
