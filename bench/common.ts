@@ -99,6 +99,8 @@ bash scripts/install-peers.sh              # postfix, testssl.sh, sslscan, …
 node bench/scan.ts        # postern vs sslscan vs testssl.sh on one loopback Postfix (~3–5 min)
 node bench/scan-bulk.ts   # 500 loopback testbed endpoints (~1–2 min)
 node bench/testbed-start.ts
+node bench/mta-relay.ts   # smtp-source → postern / Postfix → sink (~10–20 min)
+node bench/smtp-sessions.ts   # 1,000 concurrent SMTP sessions: server RSS, accept latency (~1 min)
 \`\`\`
 
 Each run rewrites its own section below (between its markers) with the numbers it measured.

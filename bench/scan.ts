@@ -143,6 +143,7 @@ export async function benchScan(o: Options): Promise<string> {
     if (!ok) throw new Error(`${what} is not installed: run scripts/install-peers.sh as root`);
   }
   const tools = await versions();
+  const loadStart = await loadAverage();
   const cert = await makeSelfSignedCert();
   const pf = await startPostfix({ ...cert });
   const relay = await startCountingRelay('127.0.0.1', pf.port);
@@ -268,6 +269,7 @@ export async function benchScan(o: Options): Promise<string> {
       runs: o.runs,
       testsslRuns: o.testsslRuns,
       sslscanUnknown,
+      load: `${loadStart} at the start, ${await loadAverage()} at the end`,
     });
     let profile = '';
     if (o.profile || median(postern.runs) > median(sslscan.runs)) {
@@ -283,10 +285,22 @@ export async function benchScan(o: Options): Promise<string> {
   }
 }
 
+/** The 1/5/15-minute load average, for the record next to the numbers. */
+async function loadAverage(): Promise<string> {
+  return (await readFile('/proc/loadavg', 'utf8').catch(() => '? ? ?')).split(' ').slice(0, 3).join(' ');
+}
+
 function render(
   rows: ToolRow[],
   oracle: SuiteSets,
-  ctx: { tools: Record<string, string>; probeMs: number; runs: number; testsslRuns: number; sslscanUnknown: string[] },
+  ctx: {
+    tools: Record<string, string>;
+    probeMs: number;
+    runs: number;
+    testsslRuns: number;
+    sslscanUnknown: string[];
+    load: string;
+  },
 ): string {
   const byTool = new Map(rows.map((r) => [r.tool, r]));
   const wall = (name: string): number => median(byTool.get(name)?.runs ?? []);
@@ -306,7 +320,8 @@ function render(
       `exit (so Node's start-up is counted for postern); median of ${ctx.runs} runs after one untimed warm-up ` +
       `(testssl.sh: ${ctx.testsslRuns} run${ctx.testsslRuns === 1 ? '' : 's'}, no warm-up). postern runs its default full ` +
       `audit (\`postern scan --json smtp://…\`, --max-conn-per-ip 2, injection check on); sslscan its default run ` +
-      `(\`sslscan --starttls-smtp\`); testssl.sh its full default run and, as the suite oracle, \`-E\`.`,
+      `(\`sslscan --starttls-smtp\`); testssl.sh its full default run and, as the suite oracle, \`-E\`. ` +
+      `Load average (1/5/15 min) ${ctx.load} (the machine is shared: compare the ratios).`,
   );
   lines.push('');
   lines.push('| tool | median wall (s) | runs (s) | connections | suites found | missed vs testssl.sh -E |');
