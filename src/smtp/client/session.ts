@@ -20,7 +20,7 @@ import { smtpReply } from '../../tls/starttls/dialects.ts';
 import type { SmtpReply } from '../../tls/starttls/dialects.ts';
 import { LineReader, StartTlsError, escapeLine } from '../../tls/starttls/reader.ts';
 import type { TranscriptLine } from '../../tls/starttls/reader.ts';
-import type { EnvelopeRecipient } from '../../queue/types.ts';
+import type { EnvelopeRecipient } from '../../core/envelope.ts';
 import { SmtpClientError } from './errors.ts';
 import type { SmtpStage } from './errors.ts';
 import { encodeData, enhancedCode, parseEhlo, transactionCommands } from './protocol.ts';

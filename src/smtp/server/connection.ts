@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { EventSink } from '../../core/events.ts';
-import type { ArrivalInfo, Envelope, EnvelopeRecipient } from '../../queue/types.ts';
+import type { ArrivalInfo, Envelope, EnvelopeRecipient } from '../../core/envelope.ts';
 import { hasControl, MAX_AUTH_LINE, parseCommand, splitPathAndParams } from '../protocol/command.ts';
 import { parseMailParams, parseRcptParams, type MailParams } from '../protocol/params.ts';
 import { formatReply, type ReplyError } from '../protocol/reply.ts';

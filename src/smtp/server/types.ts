@@ -2,7 +2,7 @@
 import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import type { EventSink } from '../../core/events.ts';
-import type { ArrivalInfo, Envelope } from '../../queue/types.ts';
+import type { ArrivalInfo, Envelope } from '../../core/envelope.ts';
 
 export interface ListenerSpec {
   name: string;
