@@ -9,8 +9,7 @@ import { VERSIONS } from '../tls/wire/constants.ts';
 import type { VersionName } from '../tls/wire/constants.ts';
 import { suiteByCode } from '../tls/wire/suites.ts';
 import type { Finding, Severity } from './findings.ts';
-import type { CertificateSummary, ScanReport } from './scan.ts';
-import type { DomainSummary } from './domain.ts';
+import type { CertificateSummary, DomainSummary, ScanReport } from './report.ts';
 
 /** A finding as rendered: profile grading may add the rule it comes from. */
 /** What renderHtml renders: the scan report as `postern scan --json` prints it. */

@@ -1,7 +1,6 @@
 /** Human report: an sslscan-like table per endpoint; colour only on a TTY and never with NO_COLOR. */
 import { VERSIONS } from '../tls/wire/constants.ts';
-import type { DomainSummary } from './domain.ts';
-import type { EndpointReport } from './scan.ts';
+import type { DomainSummary, EndpointReport } from './report.ts';
 
 export interface Style {
   red(s: string): string;

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { evaluate, factsFromSession, protocolFindingId } from '../../../src/tls/evaluate.ts';
 import type { CertFacts, RuleFinding, TlsFacts, Verdict } from '../../../src/tls/evaluate.ts';
 import { BSI_PROFILE, BSI_TLS12_TABLE1, BSI_TLS13 } from '../../../src/tls/profiles/bsi.ts';
-import { getProfile, PROFILE_IDS } from '../../../src/tls/profiles/types.ts';
-import type { Profile, ProfileId } from '../../../src/tls/profiles/types.ts';
+import { getProfile, PROFILE_IDS } from '../../../src/tls/profiles/index.ts';
+import type { ProfileId } from '../../../src/tls/profiles/index.ts';
+import type { Profile } from '../../../src/tls/profiles/types.ts';
 import { suiteByCode, suiteByName } from '../../../src/tls/wire/suites.ts';
 import { groupByName } from '../../../src/tls/wire/constants.ts';
 
