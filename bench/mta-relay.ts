@@ -158,7 +158,8 @@ interface Mta {
   name: MtaName;
   port: number;
   version: string;
-  pids(): Promise<number[]>;
+  /** A plain function (sampled unbound by sampleMemory). */
+  pids: () => Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -264,7 +265,7 @@ async function startPosternRelay(cert: TestCert, sinkPort: number, mode: Mode, k
     name: 'postern',
     port,
     version: `postern (Node ${process.versions.node})`,
-    pids: async () => (exited ? [] : [pid]),
+    pids: () => Promise.resolve(exited ? [] : [pid]),
     async stop() {
       if (!exited) {
         const gone = new Promise((r) => child.once('exit', r));

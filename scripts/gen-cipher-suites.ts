@@ -472,7 +472,8 @@ function lit(v: unknown): string {
   if (v === null) return 'null';
   if (typeof v === 'string') return `'${v}'`;
   if (Array.isArray(v)) return `[${v.map(lit).join(', ')}]`;
-  return String(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw new Error(`cannot write ${typeof v} as a literal`);
 }
 
 function hex(code: number): string {

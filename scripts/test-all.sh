@@ -21,7 +21,7 @@ fi
 export POSTERN_REQUIRE_PEERS=1
 
 echo "== typecheck"; npx tsc --noEmit
-echo "== lint"; npx eslint . && npx prettier --check .
+echo "== lint"; npm run lint
 echo "== tests"
 # One runner invocation so node prints one closing summary for everything.
 node --test --test-concurrency=2 --test-timeout=300000 --test-force-exit \

@@ -904,7 +904,7 @@ async function deliverDomain(
       mx: null,
     });
   }
-  const u = unsuitable as SmtpClientError | null;
+  const u = unsuitable;
   if (u !== null && errors.length === 0) {
     return all({
       state: 'bounced',

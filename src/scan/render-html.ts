@@ -588,8 +588,8 @@ details>summary{display:none}details::details-content{content-visibility:visible
 }`;
 
 /** Renders a scan report as one self-contained HTML page (no script, no external resources). */
-export function renderHtml(report: ScanReport | HtmlScanReport, opts: RenderHtmlOptions = {}): string {
-  const r = report as HtmlScanReport;
+export function renderHtml(report: ScanReport, opts: RenderHtmlOptions = {}): string {
+  const r = report;
   const title = opts.title ?? 'postern TLS scan report';
   const now = r.generatedAt;
   const total = r.targets.length;

@@ -2,12 +2,13 @@
 import { VERSIONS } from '../tls/wire/constants.ts';
 import type { DomainSummary, EndpointReport } from './report.ts';
 
+/** Plain functions (not methods): the renderers pick one and call it unbound. */
 export interface Style {
-  red(s: string): string;
-  green(s: string): string;
-  yellow(s: string): string;
-  bold(s: string): string;
-  dim(s: string): string;
+  red: (s: string) => string;
+  green: (s: string) => string;
+  yellow: (s: string) => string;
+  bold: (s: string) => string;
+  dim: (s: string) => string;
 }
 
 export function makeStyle(enabled: boolean): Style {

@@ -142,7 +142,7 @@ export async function scanCommand(args: string[], opts: ScanCliOptions): Promise
   // One limiter for the whole run: "at most --max-conn-per-ip concurrent connections to one
   // address" must hold across endpoints that share an address (e.g. MX and submission).
   const limiter = new ConnectionLimiter(opts.maxConnPerIp);
-  const reports: EndpointReport[] = new Array(jobs.length);
+  const reports = new Array<EndpointReport>(jobs.length);
   const progress = jobs.length > 1;
   let next = 0;
   let done = 0;

@@ -265,9 +265,9 @@ export class TlsRptAggregator {
   #bucket(session: TlsRptSession): PolicyBucket {
     const { day, policyDomain, policyKey, policy } = tlsRptBucketKey(session, this.#now);
     let byDomain = this.#days.get(day);
-    if (!byDomain) this.#days.set(day, (byDomain = new Map()));
+    if (!byDomain) this.#days.set(day, (byDomain = new Map<string, Map<string, PolicyBucket>>()));
     let buckets = byDomain.get(policyDomain);
-    if (!buckets) byDomain.set(policyDomain, (buckets = new Map()));
+    if (!buckets) byDomain.set(policyDomain, (buckets = new Map<string, PolicyBucket>()));
     let bucket = buckets.get(policyKey);
     if (!bucket) {
       bucket = { policy, success: 0, failures: new Map() };

@@ -301,7 +301,7 @@ export function postReport(url: string, gz: Buffer, opts: PostReportOptions = {}
     return Promise.resolve({ ok: false, reason: `non-public address ${host} refused` });
   }
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const baseLookup = opts.lookup ?? (dnsLookup as unknown as LookupFunction);
+  const baseLookup = opts.lookup ?? dnsLookup;
   return new Promise((resolve) => {
     let settled = false;
     const finish = (r: TlsRptPostResult): void => {

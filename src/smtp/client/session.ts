@@ -424,7 +424,7 @@ export class SmtpClient {
       });
     }
     this.#busy = true;
-    const raw = this.#socket as Socket;
+    const raw = this.#socket;
     try {
       const hs: HandshakeOptions = {
         ...opts,

@@ -32,12 +32,12 @@ export interface SmtpServerHooks {
   /** PLAIN (RFC 4616) and LOGIN. */
   authenticate(user: string, password: string, s: SessionInfo): Promise<'ok' | 'bad' | 'rate-limited'>;
   /** SASL EXTERNAL (RFC 4422 App. A): map a verified client certificate to a user, or null. */
-  authenticateExternal?(
+  authenticateExternal?: (
     certSubject: string,
     cert: PeerCertificate,
     s: SessionInfo,
     authzid: string | null,
-  ): Promise<string | null>;
+  ) => Promise<string | null>;
   /** Parse a MAIL FROM / RCPT TO path as written, angle brackets included (e.g. `<a@b.example>`). */
   parsePath(
     text: string,

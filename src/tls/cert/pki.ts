@@ -13,12 +13,11 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 
 type CryptoKey = webcrypto.CryptoKey;
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
-type X509Crypto = NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
 
 const subtle = webcrypto.subtle;
-// Pass node's provider explicitly instead of mutating @peculiar/x509's global provider.
-const provider = webcrypto as unknown as X509Crypto;
+// Pass node's provider explicitly instead of mutating @peculiar/x509's global provider. (x509 types
+// it as the DOM's Crypto, which this project's lib — no DOM — leaves undefined: any WebCrypto fits.)
+const provider: webcrypto.Crypto = webcrypto;
 
 export type KeyType = { kind: 'rsa'; bits: number } | { kind: 'ec'; curve: 'P-256' | 'P-384' };
 export type SignatureHash = 'SHA-1' | 'SHA-256' | 'SHA-384';
@@ -82,7 +81,7 @@ export async function generateKeyPair(keyType: KeyType): Promise<KeyPairMaterial
           hash: 'SHA-256',
         }
       : { name: 'ECDSA', namedCurve: keyType.curve };
-  const pair = (await subtle.generateKey(algorithm, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const pair = await subtle.generateKey(algorithm, true, ['sign', 'verify']);
   const pkcs8 = await subtle.exportKey('pkcs8', pair.privateKey);
   return { keyType, privateKey: pair.privateKey, publicKey: pair.publicKey, keyPem: toPem(pkcs8, 'PRIVATE KEY') };
 }

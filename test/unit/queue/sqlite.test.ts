@@ -138,7 +138,7 @@ describe('SQLite spool', () => {
     ]);
     m = await spool.get(id);
     assert.equal(m?.recipients[1]!.nextAttemptAt, '2025-07-01T12:00:00.000Z');
-    assert.equal(m?.recipients[1]!.attempts, 2);
+    assert.equal(m?.recipients[1].attempts, 2);
     await spool.updateRecipients(id, [status('b@x.test', 'bounced', 3, { lastReply: '550 5.7.1 no' })]);
     assert.equal(await spool.get(id), null);
     await assert.rejects(spool.readMessage(id), { code: 'queue-not-found' });
