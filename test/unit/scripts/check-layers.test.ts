@@ -88,6 +88,14 @@ describe('check-layers', () => {
     );
   });
 
+  test('src/ may read package.json (the version) but nothing else outside src/', () => {
+    const g = graphOf({
+      'src/core/version.ts': "import pkg from '../../package.json' with { type: 'json' };",
+      'src/gateway/x.ts': "import { sink } from '../../test/helpers/smtp-sink.ts';",
+    });
+    assert.deepEqual(checkGraph(g), ['src/gateway/x.ts: imports test/helpers/smtp-sink.ts, outside src/']);
+  });
+
   test('units: tls/ and smtp/ by their parts, everything else by top-level directory', () => {
     assert.equal(unitOf('tls/wire/suites.ts'), 'tls/wire');
     assert.equal(unitOf('tls/evaluate.ts'), 'tls/evaluate');
