@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { isPosternError } from '../core/errors.ts';
+import { VERSION } from '../core/version.ts';
 import { registerUserCommands } from './commands/user.ts';
 // Type-only: erased at run time, so the lazy loading below stays lazy.
 import type { DemoCliOptions } from './commands/demo.ts';
@@ -38,7 +39,7 @@ function collect(value: string, previous: string[] = []): string[] {
 export function buildProgram(out: { exitCode: number }): Command {
   const program = new Command('postern')
     .description('Provably secure mail transport: audit, gateway, tunnel and testbed for mail TLS')
-    .version('0.1.0')
+    .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -75,6 +76,11 @@ export function buildProgram(out: { exitCode: number }): Command {
       new Option('--timeout <ms>', 'per-step network timeout in milliseconds')
         .argParser(intOption('--timeout', 100, 120_000))
         .default(10_000),
+    )
+    .addOption(
+      new Option('--endpoint-timeout <ms>', 'total time for one endpoint, all connections included')
+        .argParser(intOption('--endpoint-timeout', 1_000, 3_600_000))
+        .default(120_000),
     )
     .option('--no-injection-test', 'skip the safe STARTTLS command-injection check')
     .action(async (targets: string[], opts: ScanCliOptions) => {
@@ -127,6 +133,9 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('--admin <url>', 'admin endpoint of the running server (default: from the config)')
     .option('-c, --config <file>', 'YAML config to read the admin endpoint from')
     .option('--state-dir <dir>', 'state dir of the embedded default', 'var')
+    .option('--token-file <file>', 'admin token of the running server (default: admin.tokenFile of the config)')
+    .option('--limit <n>', 'list: at most this many messages (default 100, at most 1000)')
+    .option('--offset <n>', 'list: skip this many first (see the "more:" line)')
     .option('--json', 'print JSON')
     .action(async (action: string, id: string | undefined, opts: QueueCliOptions) => {
       const { queueCommand } = await import('./commands/queue.ts');

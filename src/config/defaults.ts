@@ -4,10 +4,11 @@
  * certificate and the queue under the state directory).
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PosternError } from '../core/errors.ts';
+import { SECRET_MODE, writeFileAtomic } from '../core/fs.ts';
 import { parseDomain } from './net.ts';
 import type { DomainPolicyConfig, GatewayConfig, LimitsConfig, QueueConfig, RateLimitRule } from './schema.ts';
 
@@ -22,6 +23,13 @@ export const DEFAULT_LIMITS: Readonly<LimitsConfig> = Object.freeze({
   maxConnections: 200,
   maxConnectionsPerIp: 20,
   maxErrors: 10,
+  maxSubmissionConnections: 50,
+  // Postfix smtpd_junk_command_limit.
+  junkCommandLimit: 100,
+  dataDeadlineMs: 15 * 60_000,
+  // Postfix smtpd_timeout = ${stress?10}${stress:300}s, stress above 80 % of the slots.
+  stressTimeoutMs: 10_000,
+  stressThreshold: 80,
 });
 
 export const DEFAULT_QUEUE: Readonly<Omit<QueueConfig, 'dir'>> = Object.freeze({
@@ -116,7 +124,12 @@ export function embeddedDefaults(stateDir = './var'): GatewayConfig {
       perIp: { ...DEFAULT_AUTH_RATE_LIMIT.perIp },
       perUser: { ...DEFAULT_AUTH_RATE_LIMIT.perUser },
     },
-    admin: { address: '127.0.0.1', port: DEFAULT_ADMIN_PORT },
+    admin: {
+      address: '127.0.0.1',
+      port: DEFAULT_ADMIN_PORT,
+      tokenFile: join(dir, 'admin.token'),
+      metricsTokenFile: null,
+    },
     log: { level: 'info' },
   };
 }
@@ -138,18 +151,6 @@ export function tlsrptConfig(
 
 /** Renew a generated certificate this long before it expires. */
 const RENEW_BEFORE_MS = 7 * 86_400_000;
-
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-}
 
 /**
  * Makes sure `certPath`/`keyPath` hold a usable certificate: keeps an existing one that is valid
@@ -181,13 +182,10 @@ export async function ensureSelfSignedCertificate(
     });
     await mkdir(dirname(certPath), { recursive: true, mode: 0o700 });
     await mkdir(dirname(keyPath), { recursive: true, mode: 0o700 });
-    await writeAtomic(keyPath, issued.keyPem, 0o600);
-    await writeAtomic(certPath, issued.certPem, 0o644);
+    // The key first: a certificate without its key is useless, the reverse is regenerated.
+    await writeFileAtomic(keyPath, issued.keyPem, { mode: SECRET_MODE });
+    await writeFileAtomic(certPath, issued.certPem, { mode: 0o644 });
   } catch (e) {
-    await Promise.all([
-      rm(`${certPath}.tmp-${process.pid}`, { force: true }),
-      rm(`${keyPath}.tmp-${process.pid}`, { force: true }),
-    ]);
     const why = (e as NodeJS.ErrnoException).code ?? (e instanceof Error ? e.message : String(e));
     throw new PosternError(
       'config-state-dir',

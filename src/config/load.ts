@@ -196,6 +196,13 @@ export async function parseConfig(text: string, label: string, baseDir: string):
     c.at(['queue', 'delayWarning'], 'the delay warning would come after the message bounces (queue.maxLifetime)');
 
   const routes = normalizedKeys(c, ['routes'], file.routes, (_k, v) => v);
+  const recipients = normalizedKeys(c, ['relay', 'recipients'], file.relay?.recipients, (_k, v) => [
+    ...new Set(v.map((l) => l.toLowerCase())),
+  ]);
+  const ourDomains = [...(file.relay?.localDomains ?? []), ...(file.relay?.domains ?? [])];
+  for (const d of recipients.keys())
+    if (!ourDomains.includes(d))
+      c.at(['relay', 'recipients'], `'${d}' is not in relay.localDomains or relay.domains`, d);
 
   const cache = new Map<string, Promise<PolicyProfileRef | string>>();
   const policyDefault =
@@ -212,11 +219,16 @@ export async function parseConfig(text: string, label: string, baseDir: string):
 
   let admin: GatewayConfig['admin'] = null;
   if (file.admin !== undefined) {
-    admin = { address: file.admin.address, port: file.admin.port };
+    admin = {
+      address: file.admin.address,
+      port: file.admin.port,
+      tokenFile: abs(file.admin.tokenFile ?? join(queue.dir, 'admin.token')),
+      metricsTokenFile: file.admin.metricsTokenFile === undefined ? null : abs(file.admin.metricsTokenFile),
+    };
     if (!isLoopback(admin.address) && file.admin.allowInsecureRemoteAdmin !== true)
       c.at(
         ['admin', 'address'],
-        'the admin API (metrics, queue control) has no authentication; bind it to 127.0.0.1 or ::1 (or set allowInsecureRemoteAdmin: true)',
+        'the admin API (metrics, queue control) is plain HTTP: its bearer token would cross the network in clear; bind it to 127.0.0.1 or ::1 (or set allowInsecureRemoteAdmin: true)',
       );
     const clash = listen.findIndex((l) => sameSocket(l, admin as { address: string; port: number }));
     if (clash >= 0) c.at(['admin', 'port'], `${admin.address}:${admin.port} collides with listen[${clash}]`);
@@ -239,6 +251,10 @@ export async function parseConfig(text: string, label: string, baseDir: string):
       localDomains: [...new Set(file.relay?.localDomains ?? [])],
       networks: [...new Set(file.relay?.networks ?? [])],
       senderMustMatchLogin: file.relay?.senderMustMatchLogin ?? true,
+      // RFC 5321 §4.5.1: <Postmaster> must be deliverable; our first domain, else this host.
+      postmaster: file.relay?.postmaster ?? `postmaster@${ourDomains[0] ?? file.hostname}`,
+      recipients,
+      rejectUnauthenticatedLocalSenders: file.relay?.rejectUnauthenticatedLocalSenders ?? false,
     },
     queue,
     dns: { servers: file.dns?.servers ?? [], trustAd: file.dns?.trustAd ?? 'loopback' },
@@ -263,6 +279,11 @@ export async function parseConfig(text: string, label: string, baseDir: string):
       maxConnections: l.maxConnections ?? DEFAULT_LIMITS.maxConnections,
       maxConnectionsPerIp: l.maxConnectionsPerIp ?? DEFAULT_LIMITS.maxConnectionsPerIp,
       maxErrors: l.maxErrors ?? DEFAULT_LIMITS.maxErrors,
+      maxSubmissionConnections: l.maxSubmissionConnections ?? DEFAULT_LIMITS.maxSubmissionConnections,
+      junkCommandLimit: l.junkCommandLimit ?? DEFAULT_LIMITS.junkCommandLimit,
+      dataDeadlineMs: l.dataDeadline ?? DEFAULT_LIMITS.dataDeadlineMs,
+      stressTimeoutMs: l.stressTimeout ?? DEFAULT_LIMITS.stressTimeoutMs,
+      stressThreshold: l.stressThreshold ?? DEFAULT_LIMITS.stressThreshold,
     },
     authRateLimit: {
       perIp: rule(rl.perIp, DEFAULT_AUTH_RATE_LIMIT.perIp),

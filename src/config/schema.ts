@@ -60,6 +60,15 @@ export interface RelayConfig {
   networks: string[];
   /** An authenticated user may only use their own addresses in MAIL FROM. */
   senderMustMatchLogin: boolean;
+  /**
+   * Where `RCPT TO:<Postmaster>` (RFC 5321 §4.5.1) is delivered. Filled by load.ts (default
+   * postmaster@ the first local domain, else the first relay domain); absent: the same default.
+   */
+  postmaster?: string | null;
+  /** Valid local parts per domain (lower-case A-label keys); listed domains refuse others with 550 5.1.1. */
+  recipients?: ReadonlyMap<string, readonly string[]>;
+  /** Refuse outsiders (no AUTH, not in networks) using one of our domains in MAIL FROM (553 5.7.1). */
+  rejectUnauthenticatedLocalSenders?: boolean;
 }
 
 export interface LimitsConfig {
@@ -71,6 +80,16 @@ export interface LimitsConfig {
   maxConnections: number;
   maxConnectionsPerIp: number;
   maxErrors: number;
+  /** Slots of the submission listeners, apart from the `maxConnections` of the MX listeners. */
+  maxSubmissionConnections: number;
+  /** NOOP/RSET/VRFY/HELP per session before 421 (Postfix smtpd_junk_command_limit). */
+  junkCommandLimit: number;
+  /** Total time one DATA phase may take, however the client paces it. */
+  dataDeadlineMs: number;
+  /** Timeout replacing commandTimeout and dataTimeout while a slot pool is under stress. */
+  stressTimeoutMs: number;
+  /** Percent of a pool's slots in use above which it is under stress. */
+  stressThreshold: number;
 }
 
 export interface QueueConfig {
@@ -114,8 +133,12 @@ export interface GatewayConfig {
   policy: { default: DomainPolicyConfig; domains: ReadonlyMap<string, DomainPolicyConfig> };
   limits: LimitsConfig;
   authRateLimit: { perIp: RateLimitRule; perUser: RateLimitRule };
-  /** Metrics + queue API; null = disabled. */
-  admin: { address: string; port: number } | null;
+  /**
+   * Metrics + queue API; null = disabled. Every request but /healthz needs `Authorization: Bearer`
+   * with the token in `tokenFile` (generated at first start, mode 0600; default `admin.token` in
+   * the queue directory), or for GET /metrics only the one in `metricsTokenFile` (optional).
+   */
+  admin: { address: string; port: number; tokenFile: string; metricsTokenFile: string | null } | null;
   log: { level: LogLevel };
 }
 
@@ -283,6 +306,27 @@ export const ConfigFileSchema = z.strictObject({
       localDomains: z.array(domainName).optional(),
       networks: z.array(cidr).optional(),
       senderMustMatchLogin: z.boolean().optional(),
+      postmaster: z
+        .string()
+        .min(3)
+        .max(254)
+        .regex(/^[^\s<>@]+@[^\s<>@]+$/, 'expected a mail address')
+        .optional(),
+      recipients: z
+        .record(
+          z.string(),
+          z
+            .array(
+              z
+                .string()
+                .min(1)
+                .max(64)
+                .regex(/^[^\s<>@"]+$/, 'expected a local part (without @domain)'),
+            )
+            .min(1, 'expected at least one local part'),
+        )
+        .optional(),
+      rejectUnauthenticatedLocalSenders: z.boolean().optional(),
     })
     .optional(),
   queue: z
@@ -342,6 +386,11 @@ export const ConfigFileSchema = z.strictObject({
       maxConnections: intIn(1, 100_000).optional(),
       maxConnectionsPerIp: intIn(1, 100_000).optional(),
       maxErrors: intIn(1, 1000).optional(),
+      maxSubmissionConnections: intIn(1, 100_000).optional(),
+      junkCommandLimit: intIn(1, 100_000).optional(),
+      dataDeadline: durationIn(1000, 86_400_000, '1s..1d').optional(),
+      stressTimeout: durationIn(1000, 3_600_000, '1s..1h').optional(),
+      stressThreshold: intIn(1, 100).optional(),
     })
     .optional(),
   authRateLimit: z.strictObject({ perIp: RateRule.optional(), perUser: RateRule.optional() }).optional(),
@@ -349,8 +398,10 @@ export const ConfigFileSchema = z.strictObject({
     .strictObject({
       address: ipAddress,
       port: intIn(1, 65535),
-      /** The admin API has no authentication of its own: loopback only unless this is set. */
+      /** Plain HTTP (the bearer token travels in clear): loopback only unless this is set. */
       allowInsecureRemoteAdmin: z.boolean().optional(),
+      tokenFile: path.optional(),
+      metricsTokenFile: path.optional(),
     })
     .optional(),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).optional() }).optional(),

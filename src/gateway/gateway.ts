@@ -2,43 +2,41 @@
  * `postern serve`: wires smtpd (src/smtp/server), the spool (src/queue), the queue manager and
  * outbound delivery (src/delivery, src/policy) together, plus the admin endpoint (metrics, queue
  * API). The spool is the only hand-off between receiving and delivering; smtpd answers 250 only
- * after the spool has committed the message.
+ * after the spool has committed the message. Wiring only: smtpd's hooks are in hooks.ts, what
+ * SIGHUP reloads in reload.ts, the hourly TLS-RPT / MTA-STS jobs in maintenance.ts.
  */
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { PosternError } from '../core/errors.ts';
-import { TLSRPT_LISTENER } from '../delivery/deliver.ts';
+import { createEventSink } from '../core/events.ts';
 import type { DeliveryDeps } from '../delivery/deliver.ts';
 import { createDnssecResolver } from '../dns/dnssec.ts';
 import { createDnsClient } from '../dns/resolver.ts';
 import { wantsDane } from '../policy/levels.ts';
 import { StsPolicyCache } from '../policy/mta-sts/cache.ts';
-import { sendDueReports } from '../report/tlsrpt/send.ts';
 import type { PostReportOptions } from '../report/tlsrpt/send.ts';
 import { TlsRptStore } from '../report/tlsrpt/store.ts';
 import { PolicyTable } from '../policy/table.ts';
-import type { PolicyTableSpec } from '../policy/table.ts';
+import { createSchedule } from '../queue/schedule.ts';
 import { openSqliteSpool } from '../queue/sqlite.ts';
-import type { SqliteSpool } from '../queue/sqlite.ts';
-import type { Envelope } from '../queue/types.ts';
+import type { Spool } from '../queue/types.ts';
 import { createSmtpServer } from '../smtp/server/index.ts';
-import type { SessionInfo, SmtpServer } from '../smtp/server/index.ts';
-import { isPathError, parsePath } from './address.ts';
-import { startAdmin } from './admin.ts';
+import type { SmtpServer } from '../smtp/server/index.ts';
+import { adminTokens, startAdmin, warnLooseMode } from './admin.ts';
 import type { AdminServer } from './admin.ts';
-import { createMetrics } from './metrics.ts';
+import { smtpHooks } from './hooks.ts';
+import { startMaintenance } from './maintenance.ts';
+import { createMetrics, registerQueueMetrics } from './metrics.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { QueueManager } from './qmgr.ts';
-import { relayPolicyFromConfig } from './relay.ts';
-import type { RelayPolicy, RelaySession } from './relay.ts';
-import { AuthRateLimiter, loadUsers } from './users.ts';
-import type { UserStore } from './users.ts';
+import { loadLiveConfig, policySpec } from './reload.ts';
+import { AuthRateLimiter, watchUsersFile } from './users.ts';
 
 export interface Gateway {
   listeners: Array<{ name: string; address: string; port: number }>;
   admin: { address: string; port: number } | null;
-  spool: SqliteSpool;
+  spool: Spool;
   /** TLS-RPT session results (RFC 8460), or null when disabled. */
   tlsrpt: TlsRptStore | null;
   /** Run the TLS-RPT sender and MTA-STS refresher now (they also run hourly). */
@@ -66,14 +64,6 @@ export interface GatewayOptions {
   /** Outbound concurrency (messages at once, default 20). */
   concurrency?: number;
   now?: () => Date;
-}
-
-function policySpec(config: GatewayConfig): PolicyTableSpec {
-  const entry = (p: GatewayConfig['policy']['default']) => ({ level: p.level, profile: p.profile?.profile ?? null });
-  return {
-    default: entry(config.policy.default),
-    domains: Object.fromEntries([...config.policy.domains].map(([d, p]) => [d, entry(p)])),
-  };
 }
 
 function hostPort(h: { host: string; port: number }): string {
@@ -127,10 +117,8 @@ export function deliveryDeps(
   };
 }
 
-/** Starts everything the config describes. Throws PosternError (config/listen/queue) on failure. */
-export async function startGateway(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
-  const log = opts.log;
-  const now = opts.now ?? (() => new Date());
+/** The TLS key, certificate and client CA the listeners use. */
+async function readTlsMaterial(config: GatewayConfig): Promise<{ key: string; cert: string; ca?: string[] }> {
   const [key, cert, clientCa] = await Promise.all([
     readFile(config.tls.key, 'utf8'),
     readFile(config.tls.cert, 'utf8'),
@@ -140,102 +128,59 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
       hint: 'check tls.cert and tls.key in the config (PEM files)',
     });
   });
+  return { key, cert, ...(clientCa ? { ca: [clientCa] } : {}) };
+}
 
-  let users: UserStore | null = config.users ? await loadUsers(config.users, { allowMissing: true }) : null;
-  let relay: RelayPolicy = relayPolicyFromConfig(config.relay, users);
-  let policy = new PolicyTable(policySpec(config));
-  const limiter = new AuthRateLimiter(config.authRateLimit);
+/** Starts everything the config describes. Throws PosternError (config/listen/queue) on failure. */
+export async function startGateway(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
+  const log = opts.log;
+  const now = opts.now ?? (() => new Date());
+  const tls = await readTlsMaterial(config);
   const metrics: GatewayMetrics = createMetrics();
+  // One sink for every area: logged through pino, counted in postern_events_total.
+  const events = createEventSink({ log, registry: metrics.registry });
+  const live = await loadLiveConfig(config);
+  const limiter = new AuthRateLimiter(config.authRateLimit);
+  // Secrets others can read, the admin tokens, and `postern user …` taking effect at once.
+  await warnLooseMode(config.tls.key, 'private-key', events);
+  if (config.users) await warnLooseMode(config.users, 'users', events);
+  const tokens = config.admin ? await adminTokens(config.admin, events) : null;
+  let usersWatch = watchUsersFile(config.users, events, (store) => live.setUsers(store));
 
-  const spool = await openSqliteSpool(config.queue.dir, {
-    retry: { initialMs: config.queue.retry.initialMs, maxMs: config.queue.retry.maxMs },
-    maxLifetimeMs: config.queue.maxLifetimeMs,
-    delayWarningMs: config.queue.delayWarningMs,
-    now,
-  });
-
+  const spool = await openSqliteSpool(config.queue.dir, { now });
+  registerQueueMetrics(metrics.registry, spool, now);
   const tlsrpt = config.tlsrpt.enabled ? TlsRptStore.open(config.tlsrpt.store, { now }) : null;
   const deps: DeliveryDeps = {
     ...deliveryDeps(config, opts),
     ...(tlsrpt !== null ? { tlsrpt } : {}),
+    events,
     get policy() {
-      return policy;
+      return live.policy;
     },
   };
   const qmgr = new QueueManager(spool, deps, {
     hostname: config.hostname,
     concurrency: opts.concurrency ?? 20,
     pollMs: opts.pollMs ?? 1000,
-    maxLifetimeMs: config.queue.maxLifetimeMs,
+    schedule: createSchedule({
+      retry: { initialMs: config.queue.retry.initialMs, maxMs: config.queue.retry.maxMs },
+      maxLifetimeMs: config.queue.maxLifetimeMs,
+      delayWarningMs: config.queue.delayWarningMs,
+    }),
+    trustedClient: (a) => live.relay.isTrustedNetwork(a.clientAddress),
     log,
+    events,
     onResult: (r) => metrics.deliveries.inc({ state: r.state }),
   });
-
-  const relaySession = (s: SessionInfo): RelaySession => ({
-    authUser: s.authUser,
-    clientAddress: s.clientAddress,
-    listener: { role: s.listener.role },
-  });
-  const reparse = (address: string, kind: 'reverse' | 'forward') => {
-    const p = parsePath(`<${address}>`, { smtputf8: true, kind });
-    if (isPathError(p)) throw new PosternError('internal', `path did not re-parse: ${address}`);
-    return p;
-  };
 
   const smtp: SmtpServer = createSmtpServer({
     hostname: config.hostname,
     listeners: config.listen.map((l) => ({ ...l })),
-    tls: { key, cert, ...(clientCa ? { ca: [clientCa] } : {}) },
+    tls,
     limits: { ...config.limits },
     logger: log,
-    hooks: {
-      authenticate: async (user, password, s) => {
-        const check = limiter.check(s.clientAddress, user);
-        if (!check.allowed) {
-          metrics.auth.inc({ result: 'rate-limited' });
-          return 'rate-limited';
-        }
-        const ok = users !== null && (await users.verify(user, password));
-        if (ok) limiter.recordSuccess(s.clientAddress, user);
-        else limiter.recordFailure(s.clientAddress, user);
-        metrics.auth.inc({ result: ok ? 'ok' : 'bad' });
-        return ok ? 'ok' : 'bad';
-      },
-      authenticateExternal: (_subject, certificate) => {
-        const fp = (certificate.fingerprint256 ?? '').replaceAll(':', '').toUpperCase();
-        return Promise.resolve(users?.userForCertificate(fp) ?? null);
-      },
-      parsePath: (text, o) => {
-        const p = parsePath(text, { smtputf8: o.smtputf8 });
-        return isPathError(p) ? p : { address: p.address, local: p.local, domain: p.domain };
-      },
-      // eslint-disable-next-line @typescript-eslint/require-await -- async turns a throw (reparse) into the rejection smtpd's runHook answers with 451
-      checkSender: async (address, s) => {
-        const d = relay.checkSender(reparse(address, 'reverse'), relaySession(s));
-        return d.ok ? { ok: true } : d;
-      },
-      // eslint-disable-next-line @typescript-eslint/require-await -- async turns a throw (reparse) into the rejection smtpd's runHook answers with 451
-      checkRecipient: async (address, s) => {
-        const d = relay.checkRecipient(reparse(address, 'forward'), relaySession(s));
-        if (!d.ok) metrics.rejected.inc({ reason: 'relay' });
-        return d.ok ? { ok: true } : d;
-      },
-      enqueue: async (envelope: Envelope, message: Buffer) => {
-        const id = await spool.enqueue(envelope, message);
-        metrics.accepted.inc({ listener: envelope.arrival.listener });
-        log.info({
-          event: 'queue.accepted',
-          msgId: id,
-          from: envelope.mailFrom,
-          rcpts: envelope.recipients.length,
-          size: message.length,
-          listener: envelope.arrival.listener,
-          tls: envelope.arrival.tls?.protocol ?? null,
-        });
-        qmgr.kick();
-        return id;
-      },
-    },
+    events,
+    hooks: smtpHooks({ live, limiter, metrics, spool, events, queued: () => qmgr.kick() }),
   });
 
   let listeners: Gateway['listeners'];
@@ -246,67 +191,22 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     throw e;
   }
   qmgr.start();
-
-  // Hourly: send finished days' TLS-RPT reports (RFC 8460 §4.1: daily, spread after midnight UTC)
-  // and refresh MTA-STS policies before they expire (RFC 8461 §5.1).
-  const maintenance = async (): Promise<void> => {
-    try {
-      await (deps.sts as StsPolicyCache | undefined)?.refreshDue();
-      if (tlsrpt !== null) {
-        const r = await sendDueReports({
-          store: tlsrpt,
-          dns: deps.dns,
-          enqueue: async (mail) => {
-            const id = await spool.enqueue(
-              {
-                mailFrom: mail.mailFrom,
-                recipients: mail.recipients.map((address) => ({ address, dsn: { notify: ['FAILURE'], orcpt: null } })),
-                size: mail.raw.length,
-                body: '7BIT',
-                smtputf8: false,
-                requireTls: false,
-                dsnRet: 'HDRS',
-                dsnEnvid: null,
-                arrival: {
-                  listener: TLSRPT_LISTENER,
-                  clientAddress: '127.0.0.1',
-                  clientHelo: null,
-                  authUser: null,
-                  tls: null,
-                  receivedAt: now().toISOString(),
-                },
-              },
-              mail.raw,
-            );
-            log.info({ event: 'tlsrpt.queued', msgId: id, recipients: mail.recipients });
-            qmgr.kick();
-          },
-          report: {
-            organizationName: config.tlsrpt.organization,
-            contactInfo: config.tlsrpt.contact,
-            reportIdPrefix: `${config.hostname}_`,
-          },
-          from: config.tlsrpt.from,
-          submitter: config.hostname,
-          now,
-          log,
-          postOptions: { ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.tlsrptPost ?? {}) },
-        });
-        if (r.sent + r.failed + r.skipped > 0) log.info({ event: 'tlsrpt.run', ...r });
-      }
-    } catch (e) {
-      log.error({ event: 'maintenance.error', err: (e as Error).message }, 'TLS-RPT / MTA-STS maintenance failed');
-    }
-  };
-  let maintenanceRun: Promise<void> = maintenance();
-  const maintenanceTimer = setInterval(() => {
-    maintenanceRun = maintenanceRun.then(maintenance);
-  }, opts.maintenanceMs ?? 3_600_000);
-  maintenanceTimer.unref();
+  const maintenance = startMaintenance({
+    config,
+    deps,
+    tlsrpt,
+    spool,
+    queued: () => qmgr.kick(),
+    now,
+    log,
+    ...(opts.ca ? { ca: opts.ca } : {}),
+    ...(opts.tlsrptPost ? { tlsrptPost: opts.tlsrptPost } : {}),
+    ...(opts.maintenanceMs !== undefined ? { intervalMs: opts.maintenanceMs } : {}),
+  });
 
   let admin: AdminServer | null = null;
-  if (config.admin) {
-    admin = await startAdmin({ ...config.admin, spool, metrics, kick: () => qmgr.kick(), log });
+  if (config.admin && tokens) {
+    admin = await startAdmin({ ...config.admin, spool, metrics, tokens, kick: () => qmgr.kick(), log, events });
   }
   log.info({ event: 'gateway.started', listeners, admin: admin?.address ?? null, queue: config.queue.dir });
 
@@ -315,21 +215,18 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
     admin: admin ? admin.address : null,
     spool,
     tlsrpt,
-    maintenance: async () => {
-      maintenanceRun = maintenanceRun.then(maintenance);
-      await maintenanceRun;
-    },
+    maintenance: () => maintenance.run(),
     async reload(next = config) {
-      users = next.users ? await loadUsers(next.users, { allowMissing: true }) : null;
-      relay = relayPolicyFromConfig(next.relay, users);
-      policy = new PolicyTable(policySpec(next));
-      log.info({ event: 'gateway.reloaded', users: users?.size ?? 0 });
+      await live.reload(next);
+      usersWatch?.close();
+      usersWatch = watchUsersFile(next.users, events, (store) => live.setUsers(store));
+      log.info({ event: 'gateway.reloaded', users: live.users?.size ?? 0 });
     },
     async stop(o = {}) {
       log.info({ event: 'gateway.stopping' });
+      usersWatch?.close();
       await smtp.close({ graceful: true, timeoutMs: o.timeoutMs ?? 30_000 });
-      clearInterval(maintenanceTimer);
-      await maintenanceRun;
+      await maintenance.stop();
       await qmgr.stop();
       await admin?.close();
       tlsrpt?.close();

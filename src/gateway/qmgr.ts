@@ -5,14 +5,24 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { createEventSink } from '../core/events.ts';
 import type { EventSink } from '../core/events.ts';
 import { deliverMessage } from '../delivery/deliver.ts';
 import type { AdmittedSession, DeliveryDeps } from '../delivery/deliver.ts';
-import { planDsn } from '../queue/dsn.ts';
+import { planDsn, returnContent } from '../queue/dsn.ts';
 import type { DsnAction, DsnRecipient } from '../queue/dsn.ts';
 import { dsnStatus } from '../queue/schedule.ts';
-import type { SqliteSpool } from '../queue/sqlite.ts';
-import type { QueuedMessage, RecipientStatus } from '../queue/types.ts';
+import type { Schedule } from '../queue/schedule.ts';
+import type {
+  ArrivalInfo,
+  Claim,
+  ClaimedMessage,
+  ClaimSelect,
+  NewMessage,
+  QueuedMessage,
+  RecipientStatus,
+  Spool,
+} from '../queue/types.ts';
 import { ConnectionPool } from '../smtp/client/pool.ts';
 
 export interface QueueManagerOptions {
@@ -21,12 +31,31 @@ export interface QueueManagerOptions {
   concurrency: number;
   /** How often the spool is polled when nothing kicks the manager. */
   pollMs: number;
-  maxLifetimeMs: number;
+  /** Backoff, lifetime and delay-warning age: the one place they are computed. */
+  schedule: Schedule;
+  /**
+   * How long a claim holds (default 1 h): longer than one delivery attempt can take (its
+   * connect/command timeouts bound it), so another node does not take over live work. A message
+   * this manager re-claims while it is still delivering it only renews the lease.
+   */
+  leaseMs?: number;
+  /**
+   * Did the mail come from a trusted network (relay `networks`)? With SMTP AUTH or this, a failure
+   * report returns the full message; otherwise headers only (`returnContent`). Default: no.
+   */
+  trustedClient?: (arrival: ArrivalInfo) => boolean;
   log: Logger;
-  /** Typed events (src/core/events.ts); default: none. */
+  /** Typed events (src/core/events.ts); default: logged through `log`. */
   events?: EventSink;
   /** Called after each delivery attempt (metrics). */
   onResult?: (r: RecipientStatus) => void;
+  /** The delivery step (default `deliverMessage`); tests give a fake with scripted results. */
+  deliver?: (
+    msg: QueuedMessage,
+    body: Buffer,
+    deps: DeliveryDeps,
+    pool: ConnectionPool<AdmittedSession>,
+  ) => Promise<RecipientStatus[]>;
 }
 
 /** 432000000 → "5 days", 5400000 → "1.5 hours", 90000 → "2 minutes" (for bounce texts). */
@@ -53,16 +82,27 @@ function replyParts(reply: string | null, fallback: string): { status: string; d
   return { status: dsnStatus(Number(m[1]), m[2] ?? null), diagnostic: `smtp; ${reply}` };
 }
 
+/** A DSN ready to enqueue with the results that cause it, and what to report once it is. */
+interface PlannedDsn {
+  mail: NewMessage;
+  action: DsnAction;
+  recipients: string[];
+}
+
+const DEFAULT_LEASE_MS = 3_600_000;
+
 export class QueueManager {
-  private readonly inFlight = new Set<string>();
+  /** Messages this manager is working on, with their current claim (renewed by a re-claim). */
+  private readonly inFlight = new Map<string, Claim>();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private ticking: Promise<void> | null = null;
   private again = false;
   private readonly active = new Set<Promise<void>>();
-  private readonly spool: SqliteSpool;
+  private readonly spool: Spool;
   private readonly deps: DeliveryDeps;
   private readonly opts: QueueManagerOptions;
+  private readonly events: EventSink;
   /**
    * One connection cache for every delivery (unless deps brings its own), so consecutive messages
    * to a destination reuse an admitted session (no new connect, EHLO, STARTTLS) and the
@@ -72,10 +112,11 @@ export class QueueManager {
   private readonly pool: ConnectionPool<AdmittedSession>;
   private readonly ownPool: boolean;
 
-  constructor(spool: SqliteSpool, deps: DeliveryDeps, opts: QueueManagerOptions) {
+  constructor(spool: Spool, deps: DeliveryDeps, opts: QueueManagerOptions) {
     this.spool = spool;
     this.deps = deps;
     this.opts = opts;
+    this.events = opts.events ?? createEventSink({ log: opts.log });
     this.ownPool = deps.pool === undefined;
     this.pool = deps.pool ?? new ConnectionPool<AdmittedSession>();
   }
@@ -83,6 +124,13 @@ export class QueueManager {
   start(): void {
     this.running = true;
     this.schedule(0);
+  }
+
+  /** One pass now (expiries, delay warnings, due mail), resolved when its deliveries have finished. */
+  async pass(): Promise<void> {
+    await this.ticking;
+    await this.tick();
+    await Promise.allSettled([...this.active]);
   }
 
   /** Something was queued or retried: look now rather than at the next poll. */
@@ -115,9 +163,7 @@ export class QueueManager {
       return;
     }
     this.ticking = this.runOnce()
-      .catch((e: unknown) =>
-        this.opts.log.error({ event: 'qmgr.error', err: e instanceof Error ? e.message : String(e) }),
-      )
+      .catch((e: unknown) => this.events.emit({ event: 'qmgr.error', err: errText(e) }))
       .finally(() => {
         this.ticking = null;
         if (!this.running) return;
@@ -128,109 +174,165 @@ export class QueueManager {
     await this.ticking;
   }
 
+  /** Claim messages; those already in flight here only renew their lease and are not started twice. */
+  private async claim(now: Date, limit: number, select: ClaimSelect): Promise<ClaimedMessage[]> {
+    const claimed = await this.spool.claim(now, limit, {
+      select,
+      leaseMs: this.opts.leaseMs ?? DEFAULT_LEASE_MS,
+    });
+    return claimed.filter((m) => {
+      if (!this.inFlight.has(m.id)) return true;
+      this.inFlight.set(m.id, m.claim);
+      return false;
+    });
+  }
+
   private async runOnce(): Promise<void> {
     const now = this.deps.now();
-    for (const msg of await this.spool.expired(now, 100)) {
-      if (this.inFlight.has(msg.id)) continue;
-      await this.expire(msg, now);
+    const sched = this.opts.schedule;
+    for (const msg of await this.claim(now, 100, { kind: 'expired', createdBefore: sched.expiredBefore(now) })) {
+      await this.guarded(msg, () => this.expire(msg, now));
     }
-    for (const msg of await this.spool.delayWarningsDue(now, 100)) {
-      if (this.inFlight.has(msg.id)) continue;
-      await this.warn(msg, now);
+    const warnBefore = sched.warnBefore(now);
+    if (warnBefore !== null) {
+      for (const msg of await this.claim(now, 100, { kind: 'delay-warning', createdBefore: warnBefore })) {
+        await this.guarded(msg, () => this.warn(msg, now));
+      }
     }
     const free = this.opts.concurrency - this.inFlight.size;
     if (free <= 0) return;
-    const due = (await this.spool.due(now, free + this.inFlight.size)).filter((m) => !this.inFlight.has(m.id));
-    for (const msg of due.slice(0, free)) {
-      this.inFlight.add(msg.id);
+    for (const msg of await this.claim(now, free, { kind: 'due' })) {
       // A message deleted or changed while in flight (`postern queue delete`) makes readMessage /
-      // updateRecipients throw; that must be logged, never become an unhandled rejection that
-      // would stop the server.
-      const p = this.deliver(msg)
-        .catch((e: unknown) =>
-          this.opts.log.warn({
-            event: 'qmgr.deliver-error',
-            msgId: msg.id,
-            err: e instanceof Error ? e.message : String(e),
-          }),
-        )
-        .finally(() => {
-          this.inFlight.delete(msg.id);
-          this.active.delete(p);
-          if (this.running) this.kick();
-        });
+      // complete throw; that must be reported, never become an unhandled rejection that would
+      // stop the server.
+      const p = this.guarded(msg, () => this.deliver(msg)).finally(() => {
+        this.active.delete(p);
+        if (this.running) this.kick();
+      });
       this.active.add(p);
     }
   }
 
-  private async deliver(msg: QueuedMessage): Promise<void> {
+  /** Run one message's work holding its claim; a failure is reported and the claim given back. */
+  private async guarded(msg: ClaimedMessage, work: () => Promise<void>): Promise<void> {
+    this.inFlight.set(msg.id, msg.claim);
+    try {
+      await work();
+    } catch (e) {
+      this.events.emit({ event: 'qmgr.deliver-error', msgId: msg.id, err: errText(e) });
+      await this.spool.release(this.claimOf(msg)).catch(() => undefined);
+    } finally {
+      this.inFlight.delete(msg.id);
+    }
+  }
+
+  private claimOf(msg: ClaimedMessage): Claim {
+    return this.inFlight.get(msg.id) ?? msg.claim;
+  }
+
+  /** Store the results and the DSNs they cause in one step, then report the DSNs. */
+  private async complete(
+    msg: ClaimedMessage,
+    recipients: RecipientStatus[],
+    dsns: PlannedDsn[],
+    warned = false,
+  ): Promise<void> {
+    const now = this.deps.now();
+    const settled = recipients.map((r) => this.opts.schedule.settle(r, now));
+    const { dsnIds } = await this.spool.complete(this.claimOf(msg), {
+      recipients: settled,
+      dsns: dsns.map((d) => d.mail),
+      ...(warned ? { warned } : {}),
+    });
+    dsns.forEach((d, i) =>
+      this.events.emit({
+        event: 'qmgr.dsn',
+        msgId: msg.id,
+        dsnId: dsnIds[i] ?? '',
+        action: d.action,
+        recipients: d.recipients,
+      }),
+    );
+  }
+
+  private async deliver(msg: ClaimedMessage): Promise<void> {
     const body = await this.spool.readMessage(msg.id);
     let results: RecipientStatus[];
     try {
-      results = await deliverMessage(msg, body, this.deps, this.pool);
+      results = await (this.opts.deliver ?? deliverMessage)(msg, body, this.deps, this.pool);
     } catch (e) {
-      // A bug or a local failure must not lose the message: leave it deferred.
-      this.opts.log.error({
-        event: 'qmgr.deliver-error',
-        msgId: msg.id,
-        err: e instanceof Error ? e.message : String(e),
-      });
+      // A bug or a local failure must not lose the message: give it back unchanged.
+      this.events.emit({ event: 'qmgr.deliver-error', msgId: msg.id, err: errText(e) });
+      await this.spool.release(this.claimOf(msg));
       return;
     }
     for (const r of results) this.opts.onResult?.(r);
     const bounced = results.filter((r) => r.state === 'bounced');
-    const delivered = results.filter((r) => r.state === 'delivered');
-    if (bounced.length) await this.report(msg, body, 'failed', bounced, '5.0.0');
-    if (delivered.length) await this.report(msg, body, 'delivered', delivered, '2.0.0');
-    await this.spool.updateRecipients(msg.id, results);
+    // RFC 3461 §5.2.1: a next hop that took NOTIFY/ORCPT reports success itself, so postern stays
+    // silent. §5.2.2: relayed to a next hop without DSN, a NOTIFY=SUCCESS recipient gets a
+    // "relayed" report (RFC 3464 §2.3.3), never "delivered": postern does no final delivery.
+    const relayed = results.filter((r) => r.state === 'delivered' && r.dsnPassedOn !== true);
+    const dsns = [
+      this.plan(msg, body, 'failed', bounced, '5.0.0'),
+      this.plan(msg, body, 'relayed', relayed, '2.0.0'),
+    ].filter((d) => d !== null);
+    await this.complete(msg, results, dsns);
   }
 
   /** Past its lifetime: every pending recipient bounces with the last reason it was deferred for. */
-  private async expire(msg: QueuedMessage, now: Date): Promise<void> {
+  private async expire(msg: ClaimedMessage, now: Date): Promise<void> {
     const pending = msg.recipients.filter((r) => r.state === 'queued' || r.state === 'deferred');
-    if (pending.length === 0) return;
+    if (pending.length === 0) return this.spool.release(this.claimOf(msg));
     const final: RecipientStatus[] = pending.map((r) => ({
       ...r,
       state: 'bounced',
-      reason: `${r.reason ?? 'delivery was not possible'} — gave up after ${describeDuration(this.opts.maxLifetimeMs)} in the queue`,
+      reason: `${r.reason ?? 'delivery was not possible'} — gave up after ${describeDuration(this.opts.schedule.maxLifetimeMs)} in the queue`,
       nextAttemptAt: null,
       updatedAt: now.toISOString(),
     }));
     const body = await this.spool.readMessage(msg.id);
     // Keep the 4.x.x status: the failure that kept it queued was temporary (RFC 3464 §2.3.4).
-    await this.report(msg, body, 'failed', final, '4.4.7');
-    await this.spool.updateRecipients(msg.id, final);
-    this.opts.log.info({ event: 'qmgr.expired', msgId: msg.id, recipients: final.map((r) => r.address) });
+    const dsn = this.plan(msg, body, 'failed', final, '4.4.7');
+    await this.complete(msg, final, dsn ? [dsn] : []);
+    this.events.emit({ event: 'qmgr.expired', msgId: msg.id, recipients: final.map((r) => r.address) });
   }
 
-  private async warn(msg: QueuedMessage, now: Date): Promise<void> {
+  private async warn(msg: ClaimedMessage, now: Date): Promise<void> {
+    void now;
     const pending = msg.recipients.filter((r) => r.state === 'deferred');
+    let dsn: PlannedDsn | null = null;
     if (pending.length) {
       const body = await this.spool.readMessage(msg.id);
-      const until = new Date(Date.parse(msg.createdAt) + this.opts.maxLifetimeMs);
-      await this.report(msg, body, 'delayed', pending, '4.0.0', until);
+      const until = this.opts.schedule.retryUntil(msg.createdAt);
+      dsn = this.plan(msg, body, 'delayed', pending, '4.0.0', until);
     }
-    await this.spool.markWarned(msg.id);
-    void now;
+    await this.complete(msg, [], dsn ? [dsn] : [], true);
   }
 
-  private async report(
+  /** The DSN `recipients` cause, or null when none is to be sent (NOTIFY, null sender). */
+  private plan(
     msg: QueuedMessage,
     body: Buffer,
     action: DsnAction,
     recipients: RecipientStatus[],
     fallback: string,
     until?: Date,
-  ): Promise<void> {
+  ): PlannedDsn | null {
+    if (recipients.length === 0) return null;
     const now = this.deps.now();
     const dsnRecipients: DsnRecipient[] = recipients.map((r) => ({
       address: r.address,
+      id: r.id,
       ...replyParts(r.lastReply, fallback),
       reason:
-        r.reason ?? (action === 'delivered' ? 'The message was delivered.' : 'The message could not be delivered.'),
+        r.reason ??
+        (action === 'failed' || action === 'delayed'
+          ? 'The message could not be delivered.'
+          : 'The message was delivered.'),
       lastAttempt: new Date(r.updatedAt),
       ...(until ? { willRetryUntil: until } : {}),
     }));
+    const trusted = this.opts.trustedClient?.(msg.envelope.arrival) ?? false;
     const plan = planDsn({
       reportingMta: this.opts.hostname,
       envelope: msg.envelope,
@@ -240,13 +342,18 @@ export class QueueManager {
       now,
       messageId: `${randomBytes(9).toString('base64url')}@${this.opts.hostname}`,
       queueId: msg.id,
+      ret: returnContent(msg.envelope, trusted),
     });
     if (!plan.send) {
-      if (plan.why === 'null-sender')
-        this.opts.log.warn({ event: 'qmgr.dsn-dropped', msgId: msg.id, why: 'bounce of a bounce' });
-      return;
+      if (plan.why === 'null-sender') {
+        this.events.emit({ event: 'qmgr.dsn-dropped', msgId: msg.id, action, why: 'null-sender' });
+      }
+      return null;
     }
-    const id = await this.spool.enqueue(plan.envelope, plan.message);
-    this.opts.log.info({ event: 'qmgr.dsn', msgId: msg.id, dsnId: id, action, recipients: plan.recipients });
+    return { mail: { envelope: plan.envelope, message: plan.message }, action, recipients: plan.recipients };
   }
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

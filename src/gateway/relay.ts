@@ -5,6 +5,12 @@
  * outside `networks` may only reach our own domains, and then only with plain addresses: no '%'
  * or '!' routing, no quoted '@', no address literals (Postfix `allow_untrusted_routing = no`).
  * Decisions are pure functions of the parsed path and the session.
+ *
+ * Against backscatter: `<Postmaster>` (RFC 5321 §4.5.1) is rewritten to the configured postmaster
+ * address instead of being accepted and bounced; recipients of domains listed in `recipients` are
+ * checked before the 250 (Postfix relay_recipient_maps, unknown → 550 5.1.1), so a next hop's
+ * "user unknown" never becomes a DSN to a forged sender; and `rejectUnauthenticatedLocalSenders`
+ * refuses outsiders that use one of our domains as envelope sender.
  */
 import { PosternError } from '../core/errors.ts';
 import { cidrContains, parseCidr, parseDomain } from '../config/net.ts';
@@ -34,7 +40,13 @@ export type RelayReason =
   | 'own-address';
 
 export type RelayDecision =
-  { ok: true; reason: RelayReason } | { ok: false; code: number; enhanced: string; message: string };
+  | {
+      ok: true;
+      reason: RelayReason;
+      /** The recipient to record instead of the one given (`<Postmaster>` → the postmaster address). */
+      rewrite?: string;
+    }
+  | { ok: false; code: number; enhanced: string; message: string };
 
 /** Where the sender addresses of a user come from (UserStore implements this). */
 export interface SenderOwnership {
@@ -49,6 +61,19 @@ export interface RelayPolicyOptions {
   senderMustMatchLogin: boolean;
   /** Needed when senderMustMatchLogin is true; null means no user owns any address. */
   users: SenderOwnership | null;
+  /**
+   * Where `RCPT TO:<Postmaster>` goes (RFC 5321 §4.5.1). Default: postmaster@ the first local
+   * domain, else the first relay domain, else null (then <Postmaster> gets 550 5.1.1).
+   */
+  postmaster?: string | null;
+  /**
+   * Valid recipients per domain (lower-case A-label domain → local parts, compared without case).
+   * A domain listed here gets 550 5.1.1 for any other local part; unlisted domains are not checked.
+   * `postmaster` is always valid (RFC 5321 §4.5.1).
+   */
+  recipients?: ReadonlyMap<string, readonly string[]>;
+  /** Outsiders (not authenticated, not in networks) may not use our domains as MAIL FROM: 553 5.7.1. */
+  rejectUnauthenticatedLocalSenders?: boolean;
 }
 
 export interface RelayPolicy {
@@ -72,7 +97,8 @@ function domainSet(domains: readonly string[], what: string): Set<string> {
 
 /** `<addr>` as Postfix shows it in replies, with anything unprintable masked so replies stay one clean line. */
 function shown(path: ParsedPath): string {
-  return `<${path.address.replace(/[^\x20-\x7e\u00a0-\uffff]/gu, '?')}>`;
+  // Replies are ASCII only (RFC 5321 §4.2; formatReply would mask it too).
+  return `<${path.address.replace(/[^\x20-\x7e]/gu, '?')}>`;
 }
 
 /** Builds the relay rules. Throws PosternError 'config-invalid' for bad domains or networks. */
@@ -85,6 +111,15 @@ export function createRelayPolicy(opts: RelayPolicyOptions): RelayPolicy {
     return c;
   });
   const users = opts.users;
+  const postmaster = opts.postmaster === undefined ? defaultPostmaster(opts) : opts.postmaster;
+  if (postmaster !== null && comparableAddress(postmaster) === null)
+    throw new PosternError('config-invalid', `relay.postmaster: '${postmaster}' is not a mail address`);
+  const recipients = new Map<string, Set<string>>();
+  for (const [d, locals] of opts.recipients ?? []) {
+    const domain = comparableDomain(d);
+    if (domain === null) throw new PosternError('config-invalid', `relay.recipients: '${d}' is not a domain`);
+    recipients.set(domain, new Set(locals.map((l) => l.toLowerCase())));
+  }
 
   const isTrustedNetwork = (address: string): boolean => networks.some((c) => cidrContains(c, address));
 
@@ -102,11 +137,35 @@ export function createRelayPolicy(opts: RelayPolicyOptions): RelayPolicy {
     message: `${shown(path)}: Relay access denied`,
   });
 
+  /** relay.recipients: is the local part known for a validated domain? (null: domain not validated) */
+  const known = (path: ParsedPath): boolean | null => {
+    const domain = comparableDomain(path.domain);
+    const valid = domain === null ? undefined : recipients.get(domain);
+    if (valid === undefined) return null;
+    const local = path.local.toLowerCase();
+    return local === 'postmaster' || valid.has(local);
+  };
+
   function checkRecipient(path: ParsedPath, session: RelaySession): RelayDecision {
-    // RFC 5321 §4.5.1: <Postmaster> (no domain) must always be accepted for local delivery.
-    if (path.address === 'postmaster' && path.domain === '') return { ok: true, reason: 'postmaster' };
+    // RFC 5321 §4.5.1: <Postmaster> (no domain) must be accepted and delivered: it goes to the
+    // configured postmaster (accepting it with nowhere to deliver bounced the whole message to a
+    // possibly forged sender).
+    if (path.address === 'postmaster' && path.domain === '') {
+      if (postmaster === null)
+        return { ok: false, code: 550, enhanced: '5.1.1', message: '<postmaster>: no postmaster address configured' };
+      return { ok: true, reason: 'postmaster', rewrite: postmaster };
+    }
     if (path.address === '')
       return { ok: false, code: 501, enhanced: '5.1.3', message: 'Bad recipient address syntax' };
+    // Checked for every client: mail for an unknown user is never useful, and refusing it now
+    // leaves the client to report it (no DSN from us to a sender we cannot trust).
+    if (!path.literal && known(path) === false)
+      return {
+        ok: false,
+        code: 550,
+        enhanced: '5.1.1',
+        message: `${shown(path)}: Recipient address rejected: User unknown`,
+      };
     const trusted = trust(session);
     if (trusted !== null) return { ok: true, reason: trusted };
     // reject_unauth_destination with allow_untrusted_routing = no: the classic relay tricks
@@ -128,6 +187,16 @@ export function createRelayPolicy(opts: RelayPolicyOptions): RelayPolicy {
     }
     // RFC 5321 §4.5.5: the null reverse-path (bounces, RFC 8098 MDNs sent by user agents).
     if (path.address === '') return { ok: true, reason: 'null-sender' };
+    if (trusted === null && opts.rejectUnauthenticatedLocalSenders === true) {
+      const d = comparableDomain(path.domain);
+      if (d !== null && (local.has(d) || relay.has(d)))
+        return {
+          ok: false,
+          code: 553,
+          enhanced: '5.7.1',
+          message: `${shown(path)}: Sender address rejected: authentication required for our own domains`,
+        };
+    }
     if (session.authUser === null || !opts.senderMustMatchLogin) return { ok: true, reason: 'unrestricted-sender' };
     const wanted = comparableAddress(path.address);
     const owned = users?.addresses(session.authUser) ?? [];
@@ -152,6 +221,12 @@ export function createRelayPolicy(opts: RelayPolicyOptions): RelayPolicy {
   return { checkRecipient, checkSender, isTrustedNetwork };
 }
 
+/** postmaster@ our first domain (local, else relay), or null when we have none. */
+function defaultPostmaster(o: { localDomains: readonly string[]; relayDomains: readonly string[] }): string | null {
+  const d = o.localDomains[0] ?? o.relayDomains[0];
+  return d === undefined ? null : `postmaster@${d}`;
+}
+
 /** {@link createRelayPolicy} from the `relay` section of the config. */
 export function relayPolicyFromConfig(relay: RelayConfig, users: SenderOwnership | null): RelayPolicy {
   return createRelayPolicy({
@@ -160,5 +235,10 @@ export function relayPolicyFromConfig(relay: RelayConfig, users: SenderOwnership
     networks: relay.networks,
     senderMustMatchLogin: relay.senderMustMatchLogin,
     users,
+    ...(relay.postmaster !== undefined ? { postmaster: relay.postmaster } : {}),
+    ...(relay.recipients !== undefined ? { recipients: relay.recipients } : {}),
+    ...(relay.rejectUnauthenticatedLocalSenders !== undefined
+      ? { rejectUnauthenticatedLocalSenders: relay.rejectUnauthenticatedLocalSenders }
+      : {}),
   });
 }

@@ -53,6 +53,12 @@ export interface DecideInput {
   via?: string;
   /** The caller's clock (DANE-TA validity). Default: the chain report's view (no extra check). */
   now?: Date;
+  /**
+   * The certificate must also be valid for the MX host name (RFC 8461 §4.1: MTA-STS `enforce`),
+   * whatever names the level itself accepts (`secure` accepts the next-hop domain and names
+   * under it). Implied at `verify`.
+   */
+  mxNameRequired?: boolean;
 }
 
 /** Failure kinds, named like RFC 8460 result types where one fits. */
@@ -357,6 +363,12 @@ export function decide(input: DecideInput): PolicyDecision {
           shorts.push(`certificate name matches neither ${nextHopDomain} nor a name under it`);
           words.push(
             `the certificate of ${mxHost} is valid for ${names(chain.leaf)}, not for ${nextHopDomain} or a name under it`,
+          );
+        } else if (input.mxNameRequired === true && matchHostname(mxHost, chain.leaf) === null) {
+          failures.push('certificate-host-mismatch');
+          shorts.push(`certificate name does not match ${mxHost} (MTA-STS)`);
+          words.push(
+            `the certificate of ${mxHost} is valid for ${names(chain.leaf)}, not for the MX host name ${mxHost}, which the domain's MTA-STS policy requires (RFC 8461 §4.1)`,
           );
         } else passWhat = `trusted chain, name ${m} matches next hop ${nextHopDomain}`;
       } else {

@@ -10,7 +10,8 @@
  *    since an attacker who can forge the unsigned MX can point it at their own signed zone.
  * 3. DANE (RFC 7672), when the table level is `dane` or `dane-only`. Secure usable TLSA: the host
  *    is authenticated by TLSA and nothing else (RFC 8461 §2: DANE wins over MTA-STS). Secure
- *    TLSA without a usable record: TLS mandatory (RFC 7672 §2.2), then MTA-STS may still raise it.
+ *    TLSA without a usable record: TLS mandatory (RFC 7672 §2.2), then MTA-STS may still raise it;
+ *    under `dane-only` such a host is skipped (mandatory DANE, as Postfix: `tlsa-invalid`).
  *    Bogus or indeterminate lookups: the host is skipped, never downgraded (§2.1.1). No secure
  *    TLSA: `dane-only` skips the host (RFC 8460 `dane-required`); `dane` goes on as `may`.
  * 4. MTA-STS (RFC 8461 §5), when a policy in `enforce` or `testing` mode exists: the certificate
@@ -142,6 +143,18 @@ export function resolveHostPolicy(input: HostPolicyInput): HostPolicy {
         reason: `the DNSSEC lookup of the TLSA records for ${d.base} was ${d.status === 'bogus' ? 'bogus (signatures do not validate: an attack or a broken zone)' : 'inconclusive'} (${d.detail}); the MX host ${mxHost} is not used rather than sending without DANE (RFC 7672 §2.1.1)`,
         resultType: 'dnssec-invalid',
         report: { type: 'tlsa', strings: [], mxHost, testing: false },
+      };
+    }
+    if (d !== null && d.kind === 'encrypt-only' && table.level === 'dane-only') {
+      // `dane-only` is mandatory DANE authentication: records that exist but cannot authenticate
+      // are no better than none (Postfix smtp_tls_policy.c dane_incompat(): DANE_UNUSABLE under
+      // dane-only is TLS_LEV_INVALID, "TLSA records unusable", 4.7.5).
+      return {
+        kind: 'skip',
+        rule: `DANE required: TLSA records for ${mxHost} unusable`,
+        reason: `the policy requires DANE (dane-only) but the DNSSEC-validated TLSA records at _25._tcp.${d.base} are all unusable for SMTP (${d.unusable.map((u) => u.why).join('; ')}), so they cannot authenticate ${mxHost} (RFC 7672 §3.1.3)`,
+        resultType: 'tlsa-invalid',
+        report: { type: 'tlsa', strings: d.all.map(formatTlsa), mxHost, testing: false },
       };
     }
     if (d !== null && d.kind === 'encrypt-only') {

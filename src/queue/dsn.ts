@@ -5,8 +5,9 @@
  * The output is CRLF throughout, every line ≤ 998 octets, every header 7-bit (except an
  * internationalised sender's own address, which needs SMTPUTF8 anyway).
  */
-import { randomBytes } from 'node:crypto';
 import { PosternError } from '../core/errors.ts';
+import { buildMultipart, mimeField, quotedPrintable, rfc5322Date } from '../mime/index.ts';
+import type { MimePart } from '../mime/index.ts';
 import type { Envelope, RecipientDsn } from './types.ts';
 
 /** RFC 3464 §2.3.3 actions ('relayed'/'expanded': successful hand-off without further DSNs). */
@@ -15,7 +16,12 @@ export type DsnAction = 'failed' | 'delayed' | 'delivered' | 'relayed' | 'expand
 export interface DsnRecipient {
   /** The envelope recipient (RCPT TO) this report is about: Final-Recipient. */
   address: string;
-  /** ORCPT override; by default taken from the envelope recipient with this address. */
+  /**
+   * Its recipient id (`envelope.recipients[id]`), whose NOTIFY and ORCPT apply. Without an id the
+   * first envelope recipient with this address is used (the same address can appear twice).
+   */
+  id?: number;
+  /** ORCPT override; by default taken from the envelope recipient. */
   orcpt?: string | null;
   /** RFC 3463 status, e.g. '5.7.1' (normalised to the class the action implies). */
   status: string;
@@ -44,6 +50,33 @@ export interface DsnInput {
   queueId?: string;
   /** Largest original message returned in full (default 50 000 octets, Postfix's bounce_size_limit). */
   maxOriginalBytes?: number;
+  /**
+   * What a failure report returns (RFC 3461 §4.3): default the sender's RET, FULL when none.
+   * The queue manager passes `returnContent(...)`, which returns headers only for mail that
+   * arrived unauthenticated from outside the trusted networks.
+   */
+  ret?: 'FULL' | 'HDRS';
+}
+
+/**
+ * RET for a report about `env`. The sender's own RET wins (RFC 3461 §4.3). Without one, the full
+ * message goes back only when the sender is known: the mail arrived with SMTP AUTH
+ * (`arrival.authUser`) or from a trusted network (`trustedClient`, the relay `networks`). For
+ * anything else the sender address may be forged, and a bounce carrying the whole message would
+ * deliver it to a third party (backscatter): such reports carry the headers only, as RET=HDRS.
+ */
+export function returnContent(env: Envelope, trustedClient: boolean): 'FULL' | 'HDRS' {
+  if (env.dsnRet !== null) return env.dsnRet;
+  return env.arrival.authUser !== null || trustedClient ? 'FULL' : 'HDRS';
+}
+
+/** The envelope recipient a report line is about: by id when given, else the first with the address. */
+function envelopeRecipient(env: Envelope, r: DsnRecipient): Envelope['recipients'][number] | undefined {
+  if (r.id !== undefined) {
+    const byId = env.recipients[r.id];
+    if (byId !== undefined && byId.address === r.address) return byId;
+  }
+  return env.recipients.find((e) => e.address === r.address);
 }
 
 export const DEFAULT_MAX_ORIGINAL_BYTES = 50_000;
@@ -71,7 +104,7 @@ export type DsnPlan =
 export function planDsn(input: DsnInput): DsnPlan {
   const env = input.envelope;
   const wanted = input.recipients.filter((r) => {
-    const er = env.recipients.find((e) => e.address === r.address);
+    const er = envelopeRecipient(env, r);
     return wantsDsn(er ? er.dsn.notify : null, input.action);
   });
   const all = input.recipients.map((r) => r.address);
@@ -112,11 +145,6 @@ export function buildDsn(input: DsnInput): Buffer {
   const text = humanText(input, host, returned.note);
   const status = deliveryStatus(input, host);
 
-  let boundary = '';
-  const mustAvoid = [text, status, returned.body?.toString('latin1') ?? ''];
-  do boundary = `=_postern_${randomBytes(12).toString('hex')}`;
-  while (mustAvoid.some((s) => s.includes(boundary)));
-
   const subject = {
     failed: 'Undelivered Mail Returned to Sender',
     delayed: 'Delayed Mail (still being retried)',
@@ -140,35 +168,41 @@ export function buildDsn(input: DsnInput): Buffer {
   head.push('Auto-Submitted: auto-replied');
   if (input.queueId) head.push(...header('X-Postern-Queue-ID', input.queueId));
   head.push('MIME-Version: 1.0');
-  head.push(`Content-Type: multipart/report; report-type=delivery-status;`, `\tboundary="${boundary}"`);
 
   const textIsAscii = isAscii(text);
-  const chunks: Buffer[] = [];
-  const push = (s: string): void => void chunks.push(Buffer.from(s, 'utf8'));
-  push(head.join('\r\n') + '\r\n\r\nThis is a MIME-encapsulated delivery status report (RFC 3464).\r\n');
-
-  push(`\r\n--${boundary}\r\n`);
-  push('Content-Description: Notification\r\n');
-  if (textIsAscii) push('Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n');
-  else push('Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n');
-  push(textIsAscii ? text : quotedPrintable(text));
-
-  push(`\r\n--${boundary}\r\n`);
-  push('Content-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n');
-  push(status);
-
-  if (returned.body) {
-    push(`\r\n--${boundary}\r\n`);
-    push(`Content-Description: ${returned.description}\r\nContent-Type: ${returned.type}\r\n`);
-    if (returned.body.some((b) => b >= 0x80)) push('Content-Transfer-Encoding: 8bit\r\n');
-    push('\r\n');
-    chunks.push(returned.body);
-  }
-  // The CRLF before a delimiter belongs to the delimiter (RFC 2046 §5.1.1): add one so the
-  // returned message keeps its own final CRLF.
-  push('\r\n');
-  push(`--${boundary}--\r\n`);
-  return Buffer.concat(chunks);
+  const parts: MimePart[] = [
+    {
+      headers: [
+        'Content-Description: Notification',
+        ...(textIsAscii
+          ? ['Content-Type: text/plain; charset=us-ascii', 'Content-Transfer-Encoding: 7bit']
+          : ['Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable']),
+      ],
+      body: textIsAscii ? text : quotedPrintable(text),
+    },
+    {
+      headers: ['Content-Description: Delivery report', 'Content-Type: message/delivery-status'],
+      body: status,
+    },
+  ];
+  if (returned.body)
+    parts.push({
+      headers: [
+        `Content-Description: ${returned.description}`,
+        `Content-Type: ${returned.type}`,
+        ...(returned.body.some((b) => b >= 0x80) ? ['Content-Transfer-Encoding: 8bit'] : []),
+      ],
+      // The returned message keeps its own final CRLF: the delimiter brings its own (RFC 2046 §5.1.1).
+      body: returned.body,
+    });
+  const mime = buildMultipart(parts, { preamble: 'This is a MIME-encapsulated delivery status report (RFC 3464).' });
+  head.push(
+    mimeField('Content-Type', 'multipart/report', [
+      ['report-type', 'delivery-status'],
+      ['boundary', mime.boundary],
+    ]),
+  );
+  return Buffer.concat([Buffer.from(head.join('\r\n') + '\r\n\r\n', 'utf8'), mime.body]);
 }
 
 // --- the returned message (RFC 3461 §4.3 RET, RFC 6522 §3) ---------------------------------------
@@ -186,7 +220,7 @@ function chooseReturned(input: DsnInput): Returned {
   const global = input.envelope.smtputf8; // RFC 6532 §3.7 / RFC 6533 §6: message/global for SMTPUTF8 mail
   const failed = input.action === 'failed';
   // RET only governs failure DSNs (RFC 3461 §4.3); other reports carry the headers only.
-  const full = failed && input.envelope.dsnRet !== 'HDRS';
+  const full = failed && (input.ret ?? input.envelope.dsnRet) !== 'HDRS';
   const desc = failed ? 'Undelivered Message' : input.action === 'delayed' ? 'Delayed Message' : 'Delivered Message';
   if (full && msg.length <= cap && isSafeText(msg)) {
     const type = global ? 'message/global' : 'message/rfc822';
@@ -309,30 +343,8 @@ function chop(s: string, n: number): string[] {
   return out;
 }
 
-/** RFC 2045 §6.7 quoted-printable of UTF-8 text with CRLF line ends; encoded lines ≤ 76 chars. */
-export function quotedPrintable(text: string): string {
-  const out: string[] = [];
-  for (const line of text.replace(/\r\n$/, '').split('\r\n')) {
-    const bytes = Buffer.from(line, 'utf8');
-    let cur = '';
-    for (let i = 0; i < bytes.length; i++) {
-      const b = bytes[i]!;
-      const last = i === bytes.length - 1;
-      let tok: string;
-      if ((b === 0x20 || b === 0x09) && last)
-        tok = `=${hex2(b)}`; // trailing white space would be lost
-      else if ((b >= 33 && b <= 126 && b !== 0x3d) || b === 0x20 || b === 0x09) tok = String.fromCharCode(b);
-      else tok = `=${hex2(b)}`;
-      if (cur.length + tok.length > 75) {
-        out.push(cur + '=');
-        cur = '';
-      }
-      cur += tok;
-    }
-    out.push(cur);
-  }
-  return out.map((l) => l + '\r\n').join('');
-}
+/** RFC 2045 §6.7 quoted-printable (now in mime/, re-exported for existing callers). */
+export { quotedPrintable };
 
 // --- the machine-readable part (RFC 3464 §2.1–2.3) -----------------------------------------------
 
@@ -348,8 +360,7 @@ function deliveryStatus(input: DsnInput, host: string): string {
   // Per-recipient fields, §2.3, in the order the RFC lists them.
   for (const r of input.recipients) {
     const g: string[] = [];
-    const orcpt =
-      r.orcpt !== undefined ? r.orcpt : (env.recipients.find((e) => e.address === r.address)?.dsn.orcpt ?? null);
+    const orcpt = r.orcpt !== undefined ? r.orcpt : (envelopeRecipient(env, r)?.dsn.orcpt ?? null);
     const orig = orcpt ? typedAddress(orcpt) : null;
     if (orig) g.push(...header('Original-Recipient', orig)); // RFC 3461 §6.3: ORCPT as given
     g.push(...header('Final-Recipient', addressField(r.address)));
@@ -469,20 +480,4 @@ function isAscii(s: string | Buffer): boolean {
     return true;
   }
   return !s.some((b) => b >= 0x80);
-}
-
-function hex2(b: number): string {
-  return b.toString(16).toUpperCase().padStart(2, '0');
-}
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** RFC 5322 §3.3 date-time in UTC, e.g. `Tue, 01 Jul 2025 12:00:00 +0000`. */
-export function rfc5322Date(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return (
-    `${DAYS[d.getUTCDay()]}, ${p(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`
-  );
 }

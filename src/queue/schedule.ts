@@ -2,6 +2,9 @@
  * Retry schedule and the one temporary-vs-permanent mapping the queue, delivery and DSNs share
  * (STYLE.md §4: decided in one place, stored as data).
  */
+import { replyClass, replyStatus } from '../smtp/protocol/reply-class.ts';
+import type { ReplyClass } from '../smtp/protocol/reply-class.ts';
+import type { RecipientStatus } from './types.ts';
 
 export interface RetryOptions {
   /** First retry delay (default 5 min). */
@@ -67,36 +70,74 @@ export function delayWarningDue(
   return !warned && delayWarningMs > 0 && now.getTime() - toMs(createdAt) >= delayWarningMs;
 }
 
-export type ReplyClass = 'success' | 'temporary' | 'permanent';
-
-const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})$/;
-
-/**
- * Temporary or permanent, from an SMTP reply code (RFC 5321 §4.2.1) and its enhanced status code
- * (RFC 3463 §3.1: class 2 success, 4 persistent transient, 5 permanent). When the two disagree,
- * or the code is malformed, the answer is 'temporary': a deferral can be corrected by a later
- * attempt, a bounce cannot be undone. 2xx/3xx are 'success' whatever the enhanced code says.
- */
-export function classifyReply(code: number, enhanced?: string | null): ReplyClass {
-  const first = Number.isInteger(code) && code >= 200 && code <= 599 ? Math.floor(code / 100) : 0;
-  const m = enhanced ? ENHANCED.exec(enhanced.trim()) : null;
-  const cls = m ? Number(m[1]) : 0;
-  // A 2xx means the server took responsibility (RFC 5321 §4.2.1); retrying would duplicate mail.
-  if (first === 2 || first === 3) return 'success';
-  if (first === 5) return cls === 0 || cls === 5 ? 'permanent' : 'temporary';
-  return 'temporary';
+export type { ReplyClass } from '../smtp/protocol/reply-class.ts';
+/** Options of the queue's one schedule (config `queue.retry`, `queue.maxLifetimeMs`, `queue.delayWarningMs`). */
+export interface ScheduleOptions {
+  retry?: Partial<RetryOptions>;
+  /** Default 5 days. */
+  maxLifetimeMs?: number;
+  /** Default 4 h; 0 disables delay warnings. */
+  delayWarningMs?: number;
+  /** Jitter source (tests). */
+  random?: () => number;
 }
 
 /**
- * The RFC 3464 `Status` for a reply: its enhanced code when valid and consistent with the reply
- * class, otherwise the generic `X.0.0` of that class (RFC 3463 §3.1).
+ * Backoff and lifetimes, computed in one place above the storage: the queue manager asks the
+ * schedule, and hands the spool absolute times (`nextAttemptAt`, `createdBefore`) only. A spool
+ * backend therefore cannot drift from another in when it retries or gives up.
+ */
+export interface Schedule {
+  readonly maxLifetimeMs: number;
+  readonly delayWarningMs: number;
+  /** The status as the spool must store it: final states lose `nextAttemptAt`; open ones get one. */
+  settle(r: RecipientStatus, now: Date): RecipientStatus;
+  /** Messages created at or before this time have outlived `maxLifetimeMs`. */
+  expiredBefore(now: Date): Date;
+  /** Messages created at or before this time are due a delay warning; null when warnings are off. */
+  warnBefore(now: Date): Date | null;
+  /** When the queue gives up on a message created at `createdAt` (RFC 3464 §2.3.9 Will-Retry-Until). */
+  retryUntil(createdAt: Date | string): Date;
+}
+
+/** The schedule for `opts` (defaults: Postfix's 5 days lifetime, 4 h delay warning). */
+export function createSchedule(opts: ScheduleOptions = {}): Schedule {
+  const retry = opts.retry ?? {};
+  const maxLifetimeMs = opts.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS;
+  const delayWarningMs = opts.delayWarningMs ?? DEFAULT_DELAY_WARNING_MS;
+  const random = opts.random ?? Math.random;
+  return {
+    maxLifetimeMs,
+    delayWarningMs,
+    settle(r, now) {
+      if (r.state === 'delivered' || r.state === 'bounced') return { ...r, nextAttemptAt: null };
+      const given = r.nextAttemptAt === null ? NaN : Date.parse(r.nextAttemptAt);
+      if (Number.isFinite(given)) return r;
+      const next = r.state === 'deferred' ? nextAttempt(r.attempts, now, retry, random) : now;
+      return { ...r, nextAttemptAt: next.toISOString() };
+    },
+    expiredBefore: (now) => new Date(now.getTime() - maxLifetimeMs),
+    warnBefore: (now) => (delayWarningMs > 0 ? new Date(now.getTime() - delayWarningMs) : null),
+    retryUntil: (createdAt) => new Date(toMs(createdAt) + maxLifetimeMs),
+  };
+}
+
+/**
+ * Temporary or permanent, from an SMTP reply (RFC 5321 §4.2.1): the reply code decides, as
+ * Postfix does; an enhanced code whose class contradicts it (RFC 3463 §2: "550 4.7.1") does not
+ * change the class. One rule with the SMTP client: src/smtp/protocol/reply-class.ts.
+ */
+export function classifyReply(code: number, enhanced?: string | null): ReplyClass {
+  void enhanced; // kept in the signature: callers pass what they have, the reply code decides
+  return replyClass(code);
+}
+
+/**
+ * The RFC 3464 `Status` for a reply: the reply's class with the enhanced subject and detail
+ * ("550 4.7.1" → "5.7.1", RFC 3463 §2), or the class's generic `X.0.0` when there is none.
  */
 export function dsnStatus(code: number, enhanced?: string | null): string {
-  const cls = classifyReply(code, enhanced);
-  const digit = cls === 'success' ? '2' : cls === 'temporary' ? '4' : '5';
-  const e = enhanced?.trim();
-  if (e && ENHANCED.test(e) && e.startsWith(digit)) return e;
-  return `${digit}.0.0`;
+  return replyStatus(code, enhanced);
 }
 
 function toMs(d: Date | string): number {

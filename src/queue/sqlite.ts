@@ -26,25 +26,22 @@ import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, statSync } from '
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { PosternError } from '../core/errors.ts';
-import {
-  DEFAULT_DELAY_WARNING_MS,
-  DEFAULT_MAX_LIFETIME_MS,
-  delayWarningDue,
-  isExpired,
-  nextAttempt,
-  type RetryOptions,
-} from './schedule.ts';
-import type { Envelope, QueuedMessage, RecipientState, RecipientStatus, Spool } from './types.ts';
+import type {
+  Claim,
+  ClaimedMessage,
+  ClaimOptions,
+  Completion,
+  CompletionResult,
+  Envelope,
+  QueueAges,
+  QueuedMessage,
+  RecipientState,
+  Spool,
+} from './types.ts';
 
 export interface SqliteSpoolOptions {
-  /** Injectable clock (tests). */
+  /** Injectable clock (tests): arrival time of enqueued messages, retryNow's "now". */
   now?: () => Date;
-  /** Backoff used when a recipient is deferred without an explicit `nextAttemptAt`. */
-  retry?: Partial<RetryOptions>;
-  /** Age after which `expired()` reports a message (default 5 days). */
-  maxLifetimeMs?: number;
-  /** Age after which `delayWarningsDue()` reports a message once (default 4 h; 0 disables). */
-  delayWarningMs?: number;
   /**
    * Group commit (default on, windowMs 0, maxBatch 256). windowMs 0 commits on the next event-loop
    * turn: everything that arrived while the previous commit blocked shares the next one, and a lone
@@ -58,7 +55,7 @@ export interface SqliteSpoolOptions {
   busyTimeoutMs?: number;
   /**
    * WAL only. false (default): a transaction holding only delivery-status writes
-   * (`updateRecipients`, `markWarned`) commits without its own fsync; the next durable commit's
+   * (`complete` without DSNs, `claim`, `release`) commits without its own fsync; the next durable commit's
    * fsync covers it (the WAL is replayed as a prefix, so order is kept). A power loss can then
    * forget the most recent delivery results and deliver those messages again, never lose one;
    * enqueue, delete and retry stay fsync'ed. Postfix likewise does not sync the unlink that
@@ -67,24 +64,24 @@ export interface SqliteSpoolOptions {
   syncStatusUpdates?: boolean;
 }
 
-/** The SQLite spool: the Spool contract plus the sweeps the delivery side needs. */
+/** The SQLite spool: the Spool contract plus what only a file-backed store has. */
 export interface SqliteSpool extends Spool {
   /** Path of the database file. */
   readonly file: string;
-  /** Messages older than maxLifetimeMs that still have undelivered recipients: bounce them. */
-  expired(now?: Date, limit?: number): Promise<QueuedMessage[]>;
-  /** Messages past delayWarningMs, not yet warned, with a deferred recipient: send "delayed". */
-  delayWarningsDue(now?: Date, limit?: number): Promise<QueuedMessage[]>;
   /** `PRAGMA integrity_check` result: 'ok' when the file is sound. */
   integrityCheck(): string;
+  /** The database's schema version (`PRAGMA user_version`). */
+  schemaVersion(): number;
 }
 
 const FINAL: ReadonlySet<RecipientState> = new Set(['delivered', 'bounced']);
 const STATES: readonly RecipientState[] = ['queued', 'deferred', 'delivered', 'bounced'];
-const SCHEMA_VERSION = 1;
+/** Default lease of a claim: longer than any one delivery attempt takes. */
+export const DEFAULT_LEASE_MS = 10 * 60_000;
 export const SPOOL_FILE = 'queue.sqlite';
 
-const SCHEMA = `
+/** Version 1: the first schema. Created as is, then brought up to date by MIGRATIONS. */
+const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS messages (
   id TEXT PRIMARY KEY,
@@ -114,6 +111,25 @@ CREATE TABLE IF NOT EXISTS recipients (
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (next_ms) WHERE state IN ('queued', 'deferred');
 `;
 
+/**
+ * MIGRATIONS[i] takes a database from version i+1 to i+2, in place, inside the opening
+ * transaction: an old queue opens and keeps its mail (test/unit/queue/spool-sqlite.test.ts).
+ */
+const MIGRATIONS: readonly string[] = [
+  // 2: claims (a lease per message, for the claim/complete contract), RFC 3461 §5.2.1 pass-on,
+  // and messages.next_ms = the earliest next_ms of its open recipients (NULL: none open), so a
+  // claim reads the first due messages from one index instead of every open recipient.
+  `ALTER TABLE messages ADD COLUMN claim_token TEXT;
+   ALTER TABLE messages ADD COLUMN lease_ms INTEGER;
+   ALTER TABLE messages ADD COLUMN next_ms INTEGER;
+   ALTER TABLE recipients ADD COLUMN dsn_passed_on INTEGER;
+   UPDATE messages SET next_ms = (SELECT min(r.next_ms) FROM recipients r
+     WHERE r.msg_id = messages.id AND r.state IN ('queued', 'deferred'));
+   CREATE INDEX messages_due ON messages (next_ms, created_ms) WHERE next_ms IS NOT NULL;`,
+];
+/** The schema this code writes. */
+export const SCHEMA_VERSION = 1 + MIGRATIONS.length;
+
 interface MessageRow {
   id: string;
   created_ms: number;
@@ -121,6 +137,7 @@ interface MessageRow {
   envelope: string;
   size: number;
   warned: number;
+  claim_token: string | null;
 }
 interface RecipientRow {
   idx: number;
@@ -131,6 +148,7 @@ interface RecipientRow {
   reason: string | null;
   next_ms: number | null;
   updated_at: string;
+  dsn_passed_on: number | null;
 }
 
 interface Job {
@@ -140,6 +158,8 @@ interface Job {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
+
+const MSG_COLS = 'id, created_ms, created_at, envelope, size, warned, claim_token';
 
 /* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous; the Spool methods below are async only so that a throw (closed queue, SQLite error) becomes a rejection, as the contract promises. */
 /**
@@ -172,15 +192,21 @@ export async function openSqliteSpool(dir: string, opts: SqliteSpoolOptions = {}
     db.exec(`PRAGMA synchronous = ${mode === 'wal' ? 'FULL' : 'EXTRA'}`);
     db.exec('PRAGMA journal_size_limit = 67108864');
     db.exec('BEGIN IMMEDIATE');
-    db.exec(SCHEMA);
     const v = db.prepare('PRAGMA user_version').get() as { user_version: number } | undefined;
-    if ((v?.user_version ?? 0) > SCHEMA_VERSION) {
+    const found = v?.user_version ?? 0;
+    if (found > SCHEMA_VERSION) {
       db.exec('ROLLBACK');
-      throw new PosternError('queue-schema', `queue database ${file} has a newer schema (${v?.user_version})`, {
+      throw new PosternError('queue-schema', `queue database ${file} has a newer schema (${found})`, {
         hint: 'run the postern version that created it, or move the spool aside',
       });
     }
+    // A new file (version 0) gets version 1 and then every migration, like an old database.
+    db.exec(SCHEMA_V1);
+    for (let ver = Math.max(found, 1); ver < SCHEMA_VERSION; ver++) db.exec(MIGRATIONS[ver - 1]!);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    // This connection holds the exclusive lock, so whoever held claims before is gone: their
+    // messages are due again now rather than when the leases would lapse.
+    db.exec('UPDATE messages SET claim_token = NULL, lease_ms = NULL WHERE claim_token IS NOT NULL');
     db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('owner', ?)").run(
       JSON.stringify({ pid: process.pid, openedAt: new Date().toISOString() }),
     );
@@ -208,9 +234,6 @@ class SqliteSpoolImpl implements SqliteSpool {
   readonly file: string;
   readonly #db: DatabaseSync;
   readonly #now: () => Date;
-  readonly #retry: Partial<RetryOptions>;
-  readonly #maxLifetimeMs: number;
-  readonly #delayWarningMs: number;
   readonly #group: { windowMs: number; maxBatch: number } | null;
   readonly #s: Record<
     | 'insMsg'
@@ -222,14 +245,21 @@ class SqliteSpoolImpl implements SqliteSpool {
     | 'updRcpt'
     | 'delMsg'
     | 'warn'
-    | 'due'
-    | 'expired'
-    | 'warnDue'
+    | 'claimDue'
+    | 'claimExpired'
+    | 'claimWarn'
+    | 'setClaim'
+    | 'endClaim'
+    | 'settle'
+    | 'nextOne'
+    | 'nextDeferred'
     | 'listAll'
     | 'listState'
     | 'retryAll'
     | 'retryOne'
     | 'counts'
+    | 'ageAll'
+    | 'ageOlder'
     | 'savepoint'
     | 'release'
     | 'rollbackTo',
@@ -245,9 +275,6 @@ class SqliteSpoolImpl implements SqliteSpool {
     this.#db = db;
     this.file = file;
     this.#now = opts.now ?? (() => new Date());
-    this.#retry = opts.retry ?? {};
-    this.#maxLifetimeMs = opts.maxLifetimeMs ?? DEFAULT_MAX_LIFETIME_MS;
-    this.#delayWarningMs = opts.delayWarningMs ?? DEFAULT_DELAY_WARNING_MS;
     this.#relaxStatus = (opts.journalMode ?? 'wal') === 'wal' && opts.syncStatusUpdates !== true;
     this.#group =
       opts.groupCommit === false
@@ -258,48 +285,65 @@ class SqliteSpoolImpl implements SqliteSpool {
           };
     const p = (sql: string): StatementSync => db.prepare(sql);
     const open = "state IN ('queued', 'deferred')";
+    // A message is claimable when nobody holds it, or its holder's lease has lapsed.
+    const free = '(claim_token IS NULL OR lease_ms <= ?)';
     this.#s = {
-      insMsg: p('INSERT INTO messages (id, created_ms, created_at, envelope, size) VALUES (?, ?, ?, ?, ?)'),
+      insMsg: p('INSERT INTO messages (id, created_ms, created_at, envelope, size, next_ms) VALUES (?, ?, ?, ?, ?, ?)'),
       insData: p('INSERT INTO message_data (id, data) VALUES (?, ?)'),
       insRcpt: p(
         "INSERT INTO recipients (msg_id, idx, address, state, next_ms, updated_at) VALUES (?, ?, ?, 'queued', ?, ?)",
       ),
-      getMsg: p('SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE id = ?'),
+      getMsg: p(`SELECT ${MSG_COLS} FROM messages WHERE id = ?`),
       getRcpts: p(
-        'SELECT idx, address, state, attempts, last_reply, reason, next_ms, updated_at FROM recipients WHERE msg_id = ? ORDER BY idx',
+        'SELECT idx, address, state, attempts, last_reply, reason, next_ms, updated_at, dsn_passed_on FROM recipients WHERE msg_id = ? ORDER BY idx',
       ),
       getData: p('SELECT data FROM message_data WHERE id = ?'),
       updRcpt: p(
-        'UPDATE recipients SET state = ?, attempts = ?, last_reply = ?, reason = ?, next_ms = ?, updated_at = ? WHERE msg_id = ? AND idx = ?',
+        'UPDATE recipients SET state = ?, attempts = ?, last_reply = ?, reason = ?, next_ms = ?, updated_at = ?, dsn_passed_on = ? WHERE msg_id = ? AND idx = ?',
       ),
       delMsg: p('DELETE FROM messages WHERE id = ?'),
       warn: p('UPDATE messages SET warned = 1 WHERE id = ?'),
-      due: p(
-        `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE id IN
-           (SELECT msg_id FROM recipients WHERE ${open} AND next_ms <= ?)
+      // Longest due first: for new mail that is oldest first (next_ms = arrival); a retry queues
+      // behind mail that has been waiting longer. One range of messages_due, read up to the limit.
+      claimDue: p(
+        `SELECT ${MSG_COLS} FROM messages INDEXED BY messages_due
+         WHERE next_ms IS NOT NULL AND next_ms <= ? AND ${free}
+         ORDER BY next_ms, created_ms LIMIT ?`,
+      ),
+      // Open recipients ⇔ next_ms IS NOT NULL (an open state always has a time, see complete).
+      claimExpired: p(
+        `SELECT ${MSG_COLS} FROM messages WHERE created_ms <= ? AND next_ms IS NOT NULL AND ${free}
          ORDER BY created_ms, rowid LIMIT ?`,
       ),
-      expired: p(
-        `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE created_ms <= ? AND id IN
-           (SELECT msg_id FROM recipients WHERE ${open})
+      claimWarn: p(
+        `SELECT ${MSG_COLS} FROM messages m WHERE created_ms <= ? AND warned = 0 AND ${free} AND EXISTS
+           (SELECT 1 FROM recipients r WHERE r.msg_id = m.id AND r.state = 'deferred')
          ORDER BY created_ms, rowid LIMIT ?`,
       ),
-      warnDue: p(
-        `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE warned = 0 AND created_ms <= ? AND id IN
-           (SELECT msg_id FROM recipients WHERE state = 'deferred')
-         ORDER BY created_ms, rowid LIMIT ?`,
-      ),
-      listAll: p(
-        'SELECT id, created_ms, created_at, envelope, size, warned FROM messages ORDER BY created_ms, rowid LIMIT ?',
-      ),
+      setClaim: p('UPDATE messages SET claim_token = ?, lease_ms = ? WHERE id = ?'),
+      endClaim: p('UPDATE messages SET claim_token = NULL, lease_ms = NULL WHERE id = ? AND claim_token = ?'),
+      settle: p('UPDATE messages SET next_ms = ?, claim_token = NULL, lease_ms = NULL WHERE id = ?'),
+      listAll: p(`SELECT ${MSG_COLS} FROM messages ORDER BY created_ms, rowid LIMIT ? OFFSET ?`),
       listState: p(
-        `SELECT id, created_ms, created_at, envelope, size, warned FROM messages WHERE id IN
+        `SELECT ${MSG_COLS} FROM messages WHERE id IN
            (SELECT msg_id FROM recipients WHERE state = ?)
-         ORDER BY created_ms, rowid LIMIT ?`,
+         ORDER BY created_ms, rowid LIMIT ? OFFSET ?`,
       ),
       retryAll: p("UPDATE recipients SET next_ms = ? WHERE state = 'deferred'"),
       retryOne: p("UPDATE recipients SET next_ms = ? WHERE state = 'deferred' AND msg_id = ?"),
+      // Re-derive messages.next_ms after a retry: of one message, or of every one with a deferred recipient.
+      nextOne: p(
+        `UPDATE messages SET next_ms = (SELECT min(r.next_ms) FROM recipients r
+           WHERE r.msg_id = messages.id AND r.${open}) WHERE id = ?`,
+      ),
+      nextDeferred: p(
+        `UPDATE messages SET next_ms = (SELECT min(r.next_ms) FROM recipients r
+           WHERE r.msg_id = messages.id AND r.${open})
+         WHERE id IN (SELECT msg_id FROM recipients WHERE state = 'deferred')`,
+      ),
       counts: p('SELECT state, count(*) AS n FROM recipients GROUP BY state'),
+      ageAll: p('SELECT count(*) AS n, min(created_ms) AS oldest FROM messages'),
+      ageOlder: p('SELECT count(*) AS n FROM messages WHERE created_ms <= ?'),
       savepoint: p('SAVEPOINT job'),
       release: p('RELEASE job'),
       rollbackTo: p('ROLLBACK TO job'),
@@ -313,25 +357,28 @@ class SqliteSpoolImpl implements SqliteSpool {
     // Serialised now, so a caller mutating its envelope after the call cannot change what is stored.
     const envJson = JSON.stringify(envelope);
     const addresses = envelope.recipients.map((r) => r.address);
-    return this.#write(true, () => {
-      const now = this.#now();
-      const ms = now.getTime();
-      const iso = now.toISOString();
-      let id = newQueueId(ms);
-      for (let tries = 0; ; tries++) {
-        try {
-          this.#s.insMsg.run(id, ms, iso, envJson, message.length);
-          break;
-        } catch (e) {
-          // 50 random bits make a collision astronomically rare; a retry makes it harmless.
-          if (tries < 3 && /UNIQUE|constraint/i.test(errMsg(e))) id = newQueueId(ms);
-          else throw e;
-        }
+    return this.#write(true, () => this.#insert(envJson, addresses, message));
+  }
+
+  /** The rows of one new message (inside a transaction). */
+  #insert(envJson: string, addresses: string[], message: Buffer): string {
+    const now = this.#now();
+    const ms = now.getTime();
+    const iso = now.toISOString();
+    let id = newQueueId(ms);
+    for (let tries = 0; ; tries++) {
+      try {
+        this.#s.insMsg.run(id, ms, iso, envJson, message.length, ms);
+        break;
+      } catch (e) {
+        // 50 random bits make a collision astronomically rare; a retry makes it harmless.
+        if (tries < 3 && /UNIQUE|constraint/i.test(errMsg(e))) id = newQueueId(ms);
+        else throw e;
       }
-      this.#s.insData.run(id, message);
-      addresses.forEach((a, i) => this.#s.insRcpt.run(id, i, a, ms, iso));
-      return id;
-    });
+    }
+    this.#s.insData.run(id, message);
+    addresses.forEach((a, i) => this.#s.insRcpt.run(id, i, a, ms, iso));
+    return id;
   }
 
   async get(id: string): Promise<QueuedMessage | null> {
@@ -347,58 +394,100 @@ class SqliteSpoolImpl implements SqliteSpool {
     return Buffer.from(row.data.buffer, row.data.byteOffset, row.data.byteLength);
   }
 
-  async due(now: Date, limit: number): Promise<QueuedMessage[]> {
-    this.#open();
-    return this.#rows(this.#s.due.all(now.getTime(), clampLimit(limit)));
+  claim(now: Date, limit: number, opts: ClaimOptions = {}): Promise<ClaimedMessage[]> {
+    const select = opts.select ?? { kind: 'due' };
+    const leaseMs = Math.max(1, opts.leaseMs ?? DEFAULT_LEASE_MS);
+    const n = clampLimit(limit);
+    const ms = now.getTime();
+    // A claim is not durable: after a crash the reopened spool clears every claim anyway.
+    return this.#write(false, () => {
+      const rows = (select.kind === 'due'
+        ? this.#s.claimDue.all(ms, ms, n)
+        : select.kind === 'expired'
+          ? this.#s.claimExpired.all(select.createdBefore.getTime(), ms, n)
+          : this.#s.claimWarn.all(select.createdBefore.getTime(), ms, n)) as unknown as MessageRow[];
+      const leaseUntil = new Date(ms + leaseMs);
+      return rows.map((row): ClaimedMessage => {
+        const token = randomBytes(16).toString('hex');
+        this.#s.setClaim.run(token, leaseUntil.getTime(), row.id);
+        return { ...this.#toMessage(row), claim: { id: row.id, token, leaseUntil: leaseUntil.toISOString() } };
+      });
+    });
   }
 
-  updateRecipients(id: string, updates: RecipientStatus[]): Promise<void> {
-    const copy = updates.map((u) => ({ ...u }));
-    return this.#write(false, () => {
-      if (!this.#s.getMsg.get(id)) throw new PosternError('queue-not-found', `no queued message ${id}`);
-      const rows = this.#s.getRcpts.all(id) as unknown as RecipientRow[];
-      const now = this.#now();
-      for (const u of copy) {
+  complete(claim: Claim, completion: Completion): Promise<CompletionResult> {
+    const updates = completion.recipients.map((u) => ({ ...u }));
+    // Serialised now, like enqueue: the caller may reuse its objects.
+    const dsns = (completion.dsns ?? []).map((d) => ({
+      envJson: JSON.stringify(d.envelope),
+      addresses: d.envelope.recipients.map((r) => r.address),
+      message: d.message,
+    }));
+    const warned = completion.warned === true;
+    return this.#write(dsns.length > 0, () => {
+      const msg = this.#s.getMsg.get(claim.id) as MessageRow | undefined;
+      if (!msg) throw new PosternError('queue-not-found', `no queued message ${claim.id}`);
+      if (msg.claim_token !== claim.token) {
+        throw new PosternError('queue-lease-lost', `the claim on ${claim.id} lapsed and was taken over`);
+      }
+      const rows = this.#s.getRcpts.all(claim.id) as unknown as RecipientRow[];
+      const ms0 = this.#now().getTime();
+      const now = new Date(ms0).toISOString();
+      for (const u of updates) {
         if (!STATES.includes(u.state)) throw new PosternError('queue-invalid', `unknown recipient state ${u.state}`);
-        // Duplicate addresses are possible; prefer the first one still open.
-        const row =
-          rows.find((r) => r.address === u.address && !FINAL.has(r.state as RecipientState)) ??
-          rows.find((r) => r.address === u.address);
-        if (!row) throw new PosternError('queue-unknown-recipient', `message ${id} has no recipient ${u.address}`);
+        const row = Number.isInteger(u.id) ? rows[u.id] : undefined;
+        if (!row || row.idx !== u.id) {
+          throw new PosternError('queue-unknown-recipient', `message ${claim.id} has no recipient #${u.id}`);
+        }
         let next: number | null = null;
         if (!FINAL.has(u.state)) {
-          const given = u.nextAttemptAt === null ? NaN : Date.parse(u.nextAttemptAt);
-          if (Number.isFinite(given)) next = given;
-          else if (u.state === 'deferred') next = nextAttempt(u.attempts, now, this.#retry).getTime();
-          else next = now.getTime();
+          // The schedule above the storage decides when; the spool refuses to guess.
+          next = u.nextAttemptAt === null ? NaN : Date.parse(u.nextAttemptAt);
+          if (!Number.isFinite(next)) {
+            throw new PosternError('queue-invalid', `recipient #${u.id} is ${u.state} without a nextAttemptAt`);
+          }
         }
+        const passed = u.dsnPassedOn === undefined ? null : u.dsnPassedOn ? 1 : 0;
         this.#s.updRcpt.run(
           u.state,
           u.attempts,
           u.lastReply,
           u.reason,
           next,
-          u.updatedAt || now.toISOString(),
-          id,
+          u.updatedAt || now,
+          passed,
+          claim.id,
           row.idx,
         );
         row.state = u.state;
+        row.next_ms = next;
       }
-      // Every recipient final: nothing left to deliver, the message leaves the queue.
-      if (rows.every((r) => FINAL.has(r.state as RecipientState))) this.#s.delMsg.run(id);
+      if (warned) this.#s.warn.run(claim.id);
+      const dsnIds = dsns.map((d) => {
+        if (d.addresses.length === 0) throw new PosternError('queue-invalid', 'a DSN needs at least one recipient');
+        return this.#insert(d.envJson, d.addresses, d.message);
+      });
+      // Every recipient final: nothing left to deliver, the message leaves the queue. Otherwise
+      // the message is due when its earliest open recipient is, and no longer claimed.
+      const open = rows.filter((r) => !FINAL.has(r.state as RecipientState));
+      const removed = open.length === 0;
+      if (removed) this.#s.delMsg.run(claim.id);
+      else this.#s.settle.run(Math.min(...open.map((r) => r.next_ms ?? ms0)), claim.id);
+      return { dsnIds, removed };
     });
   }
 
-  markWarned(id: string): Promise<void> {
+  release(claim: Claim): Promise<void> {
     return this.#write(false, () => {
-      this.#s.warn.run(id);
+      this.#s.endClaim.run(claim.id, claim.token);
     });
   }
 
-  async list(filter: { state?: RecipientState; limit?: number } = {}): Promise<QueuedMessage[]> {
+  async list(filter: { state?: RecipientState; limit?: number; offset?: number } = {}): Promise<QueuedMessage[]> {
     this.#open();
     const limit = clampLimit(filter.limit ?? Number.MAX_SAFE_INTEGER);
-    const rows = filter.state ? this.#s.listState.all(filter.state, limit) : this.#s.listAll.all(limit);
+    const offset = clampLimit(filter.offset ?? 0);
+    const rows = filter.state ? this.#s.listState.all(filter.state, limit, offset) : this.#s.listAll.all(limit, offset);
     return this.#rows(rows);
   }
 
@@ -410,6 +499,10 @@ class SqliteSpoolImpl implements SqliteSpool {
     return this.#write(true, () => {
       const ms = this.#now().getTime();
       const r = id === undefined ? this.#s.retryAll.run(ms) : this.#s.retryOne.run(ms, id);
+      if (Number(r.changes) > 0) {
+        if (id === undefined) this.#s.nextDeferred.run();
+        else this.#s.nextOne.run(id);
+      }
       return Number(r.changes);
     });
   }
@@ -423,23 +516,25 @@ class SqliteSpoolImpl implements SqliteSpool {
     return out;
   }
 
-  async expired(now: Date = this.#now(), limit = 1000): Promise<QueuedMessage[]> {
+  async ages(now: Date, agesMs: readonly number[]): Promise<QueueAges> {
     this.#open();
-    const rows = this.#rows(this.#s.expired.all(now.getTime() - this.#maxLifetimeMs, clampLimit(limit)));
-    return rows.filter((m) => isExpired(m.createdAt, now, this.#maxLifetimeMs));
-  }
-
-  async delayWarningsDue(now: Date = this.#now(), limit = 1000): Promise<QueuedMessage[]> {
-    this.#open();
-    if (this.#delayWarningMs <= 0) return [];
-    const rows = this.#rows(this.#s.warnDue.all(now.getTime() - this.#delayWarningMs, clampLimit(limit)));
-    return rows.filter((m) => delayWarningDue(m.createdAt, now, m.warned, this.#delayWarningMs));
+    const all = this.#s.ageAll.get() as { n: number; oldest: number | null };
+    return {
+      messages: all.n,
+      oldestCreatedAt: all.oldest === null ? null : new Date(all.oldest).toISOString(),
+      olderThan: agesMs.map((a) => (this.#s.ageOlder.get(now.getTime() - a) as { n: number }).n),
+    };
   }
 
   integrityCheck(): string {
     this.#open();
     const rows = this.#db.prepare('PRAGMA integrity_check').all() as Array<{ integrity_check: string }>;
     return rows.map((r) => r.integrity_check).join('; ');
+  }
+
+  schemaVersion(): number {
+    this.#open();
+    return (this.#db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
   }
 
   async close(): Promise<void> {
@@ -578,6 +673,7 @@ class SqliteSpoolImpl implements SqliteSpool {
       id: row.id,
       envelope: JSON.parse(row.envelope) as Envelope,
       recipients: rcpts.map((r) => ({
+        id: r.idx,
         address: r.address,
         state: r.state as RecipientState,
         attempts: r.attempts,
@@ -586,6 +682,7 @@ class SqliteSpoolImpl implements SqliteSpool {
         nextAttemptAt:
           r.next_ms === null || FINAL.has(r.state as RecipientState) ? null : new Date(r.next_ms).toISOString(),
         updatedAt: r.updated_at,
+        ...(r.dsn_passed_on === null ? {} : { dsnPassedOn: r.dsn_passed_on !== 0 }),
       })),
       createdAt: row.created_at,
       warned: row.warned !== 0,

@@ -6,6 +6,7 @@
  */
 import type { ChainReport } from '../tls/cert/index.ts';
 import type { EndpointProbe } from '../tls/probe/index.ts';
+import type { ProbeError } from '../tls/probe/types.ts';
 import type { Severity } from '../tls/evaluate.ts';
 
 export type { Severity };
@@ -90,4 +91,39 @@ export function starttlsFindings(
     });
   }
   return out;
+}
+
+/** The endpoint's total time budget: how long it was, and whether it ran out. */
+export interface EndpointBudget {
+  ms: number;
+  expired: () => boolean;
+}
+
+/**
+ * `server-too-slow`: a connection whose greeting and capabilities overran their budget
+ * (`net-too-slow`), or an endpoint whose whole budget ran out. The evidence says what was slow
+ * and after how long; the rest of the report holds only what was learnt before.
+ */
+export function tooSlowFindings(errors: ProbeError[], slowStart: string | null, budget: EndpointBudget): Finding[] {
+  const evidence: string[] = [];
+  if (slowStart !== null) evidence.push(slowStart);
+  for (const e of errors) if (e.code === 'net-too-slow') evidence.push(`${e.phase}: ${e.message}`);
+  const expired = budget.expired();
+  if (expired) {
+    const cut = [...new Set(errors.filter((e) => e.code === 'aborted').map((e) => e.phase))];
+    evidence.push(
+      `endpoint budget of ${budget.ms} ms (--endpoint-timeout) ran out${cut.length ? `; not finished: ${cut.join(', ')}` : ''}`,
+    );
+  }
+  if (evidence.length === 0) return [];
+  return [
+    {
+      id: 'server-too-slow',
+      severity: 'medium',
+      message: expired
+        ? `scan stopped after ${budget.ms} ms: the server answers too slowly to be probed in time; results are incomplete (--endpoint-timeout waits longer)`
+        : 'the server took too long to send its greeting and capabilities; results may be incomplete',
+      evidence,
+    },
+  ];
 }

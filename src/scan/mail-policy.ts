@@ -36,6 +36,11 @@ export interface MailPolicyOptions {
   now?: Date;
   /** Port of the MTA-STS policy host; test setups only (the protocol fixes 443, RFC 8461 §3.3). */
   mtaStsPort?: number;
+  /**
+   * INSECURE: fetch the policy from a host that resolves to a non-public address (refused by
+   * default, as senders on the internet could not reach it either; see net/https.ts). Tests.
+   */
+  allowPrivateAddresses?: boolean;
 }
 
 // moved: import from './report.ts' (shim kept while the issue 9 branches merge; delete after).
@@ -151,6 +156,7 @@ export async function checkMailPolicies(
       ...(opts.ca === undefined ? {} : { ca: opts.ca }),
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
       ...(opts.mtaStsPort === undefined ? {} : { port: opts.mtaStsPort }),
+      ...(opts.allowPrivateAddresses === true ? { allowPrivateAddresses: true } : {}),
     });
   const sts = assessMtaSts({
     domain,

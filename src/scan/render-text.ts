@@ -74,6 +74,10 @@ export function renderEndpoint(r: EndpointReport, st: Style): string {
       const indent = ' '.repeat(42);
       if (f.rule) lines.push(`${indent}${st.dim(`rule: ${f.rule}`)}`);
       if (f.context) lines.push(`${indent}${st.dim(`note: ${f.context}`)}`);
+      // A few lines of evidence (all of it is in --json and --html): what was seen, e.g. how slow.
+      const ev = f.evidence ?? [];
+      for (const x of ev.slice(0, 3)) lines.push(`${indent}${st.dim(safeText(x))}`);
+      if (ev.length > 3) lines.push(`${indent}${st.dim(`… ${ev.length - 3} more (see --json)`)}`);
     }
   }
   const verdict = r.compliant

@@ -10,8 +10,10 @@ import type { EndpointProbe } from '../tls/probe/index.ts';
 import { probeCommandInjection, StartTlsError } from '../tls/starttls/index.ts';
 import { ConnectionLimiter } from '../tls/probe/limiter.ts';
 import { groupByCode, VERSIONS } from '../tls/wire/constants.ts';
+import type { VersionName } from '../tls/wire/constants.ts';
 import { formatSuiteCode, suiteByCode } from '../tls/wire/suites.ts';
-import { certificateFindings, starttlsFindings } from './findings.ts';
+import { certificateFindings, starttlsFindings, tooSlowFindings } from './findings.ts';
+import type { EndpointBudget } from './findings.ts';
 import { analyzeCertificate } from '../tls/cert/index.ts';
 import { evaluate, isCompliant } from '../tls/evaluate.ts';
 import type { TlsFacts } from '../tls/evaluate.ts';
@@ -34,9 +36,27 @@ export interface ScanOptions {
   /** Run the safe CVE-2011-0411 check on STARTTLS endpoints (one extra connection). Default true. */
   injectionTest?: boolean;
   now?: Date;
+  /** Per network step (connect, one reply line, a handshake); default 10 000. */
   timeoutMs?: number;
+  /**
+   * Total for this endpoint, all connections included (default {@link DEFAULT_ENDPOINT_TIMEOUT_MS}).
+   * When it runs out the probe stops, what was learnt is kept, and the finding `server-too-slow`
+   * says so: per-step timeouts alone let a server that answers just inside them hold a scan for
+   * an hour (500 reply lines × 10 s).
+   */
+  endpointTimeoutMs?: number;
+  /** Starts the endpoint-budget timer; returns its cancel function. Tests inject a fake clock here. */
+  setTimer?: (ms: number, fire: () => void) => () => void;
   rateLimitBackoffMs?: number;
   signal?: AbortSignal;
+}
+
+/** Default budget for one endpoint (`--endpoint-timeout`): generous for a full probe (~20 s on a good server). */
+export const DEFAULT_ENDPOINT_TIMEOUT_MS = 120_000;
+
+function realTimer(ms: number, fire: () => void): () => void {
+  const t = setTimeout(fire, ms);
+  return () => clearTimeout(t);
 }
 
 // moved: import from './report.ts' (shim kept while the issue 9 branches merge; delete after).
@@ -46,8 +66,31 @@ function groupName(code: number): string {
   return groupByCode(code)?.name ?? `0x${code.toString(16).padStart(4, '0')}`;
 }
 
-/** Scans one resolved endpoint. Never throws for server behaviour; unreachable endpoints become reports with findings. */
+/**
+ * Scans one resolved endpoint within its time budget (ScanOptions.endpointTimeoutMs). Never throws
+ * for server behaviour; unreachable or too slow endpoints become reports with findings.
+ */
 export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): Promise<EndpointReport> {
+  const budgetMs = opts.endpointTimeoutMs ?? DEFAULT_ENDPOINT_TIMEOUT_MS;
+  const budget = new AbortController();
+  const cancel = (opts.setTimer ?? realTimer)(budgetMs, () => budget.abort());
+  const signal = opts.signal === undefined ? budget.signal : AbortSignal.any([opts.signal, budget.signal]);
+  try {
+    return await scanWithin(t, opts, signal, {
+      expired: () => budget.signal.aborted && opts.signal?.aborted !== true,
+      ms: budgetMs,
+    });
+  } finally {
+    cancel();
+  }
+}
+
+async function scanWithin(
+  t: ResolvedTarget,
+  opts: ScanOptions,
+  signal: AbortSignal,
+  budget: EndpointBudget,
+): Promise<EndpointReport> {
   const name = opts.name ?? t.host;
   const servername = isIP(name) ? undefined : name;
   const target = {
@@ -73,6 +116,7 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
           ...(force ? { forceStartTls: true } : {}),
           ...(servername === undefined ? {} : { servername }),
           ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+          signal,
         }),
       )
       .catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
@@ -85,25 +129,36 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
   let probe: EndpointProbe;
   let reachable = true;
   const findings: Finding[] = [];
+  /** Why the first connection failed, when it failed by being too slow. */
+  let slowStart: string | null = null;
   try {
     probe = await probeEndpoint(target, {
       limiter,
       ...(opts.ca === undefined ? {} : { ca: opts.ca }),
       ...(opts.rateLimitBackoffMs === undefined ? {} : { rateLimitBackoffMs: opts.rateLimitBackoffMs }),
-      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      signal,
     });
   } catch (e) {
-    if (!(e instanceof ProbeUnreachableError)) throw e;
-    probe = e.probe;
-    reachable = e.code.startsWith('starttls-');
-    if (e.code === 'rate-limited')
-      findings.push({
-        id: 'rate-limited',
-        severity: 'info',
-        message: `server refused connections as too many: ${e.message}`,
-      });
-    else if (!e.code.startsWith('starttls-'))
-      findings.push({ id: 'unreachable', severity: 'high', message: e.message });
+    if (!(e instanceof ProbeUnreachableError)) {
+      // Only the budget may interrupt the probe outside its typed errors (e.g. a backoff sleep).
+      if (!budget.expired()) throw e;
+      probe = emptyProbe(target);
+      slowStart = 'first connection: interrupted by the endpoint budget';
+    } else {
+      probe = e.probe;
+      // Too slow is reported below as server-too-slow (the server did answer: reachable).
+      if (e.code === 'net-too-slow') slowStart = `first connection: ${e.message}${tooSlowReply(e)}`;
+      else if (budget.expired()) slowStart = `first connection: interrupted by the endpoint budget (${e.message})`;
+      else if (e.code === 'rate-limited')
+        findings.push({
+          id: 'rate-limited',
+          severity: 'info',
+          message: `server refused connections as too many: ${e.message}`,
+        });
+      else if (!e.code.startsWith('starttls-'))
+        findings.push({ id: 'unreachable', severity: 'high', message: e.message });
+      reachable = slowStart !== null || e.code.startsWith('starttls-');
+    }
   }
 
   let injection: { vulnerable: boolean; evidence: string[] } | null = null;
@@ -151,6 +206,7 @@ export async function scanEndpoint(t: ResolvedTarget, opts: ScanOptions = {}): P
     });
   }
   for (const a of probe.anomalies) findings.push({ id: 'tls-anomaly', severity: 'medium', message: a });
+  findings.push(...tooSlowFindings(probe.errors, slowStart, budget));
 
   const ciphers = VERSIONS.flatMap((v) =>
     probe.suites[v].map((code) => ({
@@ -249,4 +305,39 @@ function withContext(service: string, findings: Finding[]): Finding[] {
   return findings.map((f) =>
     /^(protocol|cipher|group|dh|cert)-/.test(f.id) ? { ...f, context: MANDATORY_TLS_NOTE } : f,
   );
+}
+
+/** " (last line: …)" for a StartTlsError that carries the server line it stopped at. */
+function tooSlowReply(e: ProbeUnreachableError): string {
+  const cause = e.cause;
+  return cause instanceof StartTlsError && cause.reply !== null ? `; last line: ${cause.reply.slice(0, 120)}` : '';
+}
+
+/** A probe that learnt nothing (the budget ran out before the first connection said anything). */
+function emptyProbe(target: EndpointProbe['target']): EndpointProbe {
+  const none = <T>(make: () => T): Record<VersionName, T> =>
+    Object.fromEntries(VERSIONS.map((v) => [v, make()])) as Record<VersionName, T>;
+  return {
+    target,
+    starttls: null,
+    protocols: none(() => false),
+    suites: none((): number[] => []),
+    serverPreference: {},
+    groups: { tls13: [], tls12: [] },
+    dhBits: [],
+    chains: [],
+    secureRenegotiation: null,
+    extendedMasterSecret: null,
+    encryptThenMac: null,
+    compression: null,
+    heartbeat: null,
+    heartbleed: null,
+    clientRenegotiation: null,
+    fallbackScsv: null,
+    checkEvidence: {},
+    anomalies: [],
+    session: null,
+    errors: [],
+    stats: { connections: 0, durationMs: 0 },
+  };
 }

@@ -15,7 +15,7 @@ export interface QueuedOptions {
   listener?: string;
 }
 
-/** A message with every recipient still queued, as `spool.due()` returns it. */
+/** A message with every recipient still queued, as `spool.claim()` hands it out. */
 export function queuedMessage(id: string, recipients: string[], data: Buffer, o: QueuedOptions = {}): QueuedMessage {
   const now = new Date().toISOString();
   return {
@@ -41,7 +41,8 @@ export function queuedMessage(id: string, recipients: string[], data: Buffer, o:
         receivedAt: now,
       },
     },
-    recipients: recipients.map((address) => ({
+    recipients: recipients.map((address, id) => ({
+      id,
       address,
       state: 'queued' as const,
       attempts: 0,

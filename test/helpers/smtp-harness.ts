@@ -1,10 +1,8 @@
 /**
  * Test harness for src/smtp/server: a server on loopback with stub hooks (an in-memory queue that
- * records what it was given — a test peer of the server, not a mock of it) and a small raw SMTP
- * client that can read multi-line replies, STARTTLS and send arbitrary bytes.
+ * records what it was given — a test peer of the server, not a mock of it). Talk to it with the raw
+ * SMTP client of test/helpers/smtp-client.ts.
  */
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { createSmtpServer } from '../../src/smtp/server/server.ts';
 import type {
   ListenerSpec,
@@ -15,6 +13,8 @@ import type {
 } from '../../src/smtp/server/types.ts';
 import type { Envelope } from '../../src/queue/types.ts';
 import { makeCert, makePki, type TestCert } from './certs.ts';
+import { openSmtpSession, saslPlain } from './smtp-client.ts';
+import type { SmtpTestClient } from './smtp-client.ts';
 
 export interface Pki {
   root: TestCert;
@@ -64,7 +64,7 @@ export interface Harness {
 export const DEFAULT_LIMITS: SmtpLimits = {
   maxMessageSize: 100_000,
   maxRecipients: 5,
-  maxLineLength: 998,
+  maxLineLength: 1000,
   commandTimeoutMs: 3000,
   dataTimeoutMs: 3000,
   maxConnections: 50,
@@ -74,7 +74,13 @@ export const DEFAULT_LIMITS: SmtpLimits = {
 };
 
 export async function startHarness(
-  o: { limits?: Partial<SmtpLimits>; listeners?: ListenerSpec[]; hooks?: Partial<SmtpServerHooks> } = {},
+  o: {
+    limits?: Partial<SmtpLimits>;
+    listeners?: ListenerSpec[];
+    hooks?: Partial<SmtpServerHooks>;
+    /** Seams of the server: a manual clock (test/helpers/manual-timers.ts), an event sink. */
+    server?: Pick<SmtpServerOptions, 'timers' | 'events'>;
+  } = {},
 ): Promise<Harness> {
   const pki = await testPki();
   const queue: Stored[] = [];
@@ -140,6 +146,7 @@ export async function startHarness(
     tls: { key: pki.serverCert.keyPem, cert: pki.serverChainPem, ca: [pki.root.pem] },
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     hooks,
+    ...o.server,
   };
   const server = createSmtpServer(opts);
   const bound = await server.listen();
@@ -148,180 +155,26 @@ export async function startHarness(
   return { server, port, queue, failEnqueue, authCalls, close: () => server.close({ graceful: false }) };
 }
 
-export interface ParsedReply {
-  code: number;
-  lines: string[];
-  /** The full reply text, lines joined with \n, without codes. */
-  text: string;
-  raw: string;
-}
+// The raw SMTP client moved to test/helpers/smtp-client.ts. These names stay as thin aliases of
+// it while other branches still import them from here (to be removed after the merge).
+export { SmtpTestClient } from './smtp-client.ts';
+export type { Reply as ParsedReply } from './smtp-client.ts';
+/** Alias of {@link saslPlain}. */
+export const plain = saslPlain;
 
-/** A raw SMTP client for tests: exact bytes out, whole replies in. */
-export class SmtpTestClient {
-  socket: Socket | TLSSocket;
-  private buf = '';
-  private waiters: Array<() => void> = [];
-  closed = false;
-  private readonly onData = (d: Buffer): void => {
-    this.buf += d.toString('latin1');
-    this.wake();
-  };
-
-  private constructor(s: Socket | TLSSocket) {
-    this.socket = s;
-    this.attach(s);
-  }
-
-  private attach(s: Socket | TLSSocket): void {
-    s.on('data', this.onData);
-    s.on('close', () => {
-      this.closed = true;
-      this.wake();
-    });
-    s.on('error', () => undefined);
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  static async connect(port: number, o: { implicitTls?: boolean; cert?: TestCert } = {}): Promise<SmtpTestClient> {
-    const s = await new Promise<Socket | TLSSocket>((resolve, reject) => {
-      if (o.implicitTls === true) {
-        const t = tlsConnect(
-          {
-            host: '127.0.0.1',
-            port,
-            rejectUnauthorized: false,
-            ...(o.cert ? { cert: o.cert.pem, key: o.cert.keyPem } : {}),
-          },
-          () => resolve(t),
-        );
-        t.once('error', reject);
-      } else {
-        const t = netConnect({ host: '127.0.0.1', port }, () => resolve(t));
-        t.once('error', reject);
-      }
-    });
-    return new SmtpTestClient(s);
-  }
-
-  send(data: string | Buffer): void {
-    this.socket.write(data);
-  }
-
-  /** Wait for the next complete reply (all continuation lines). */
-  async reply(timeoutMs = 5000): Promise<ParsedReply> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = this.take();
-      if (r !== null) return r;
-      if (this.closed)
-        throw new Error(`connection closed while waiting for a reply (buffer: ${JSON.stringify(this.buf)})`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timeout waiting for a reply (buffer: ${JSON.stringify(this.buf)})`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-  }
-
-  private take(): ParsedReply | null {
-    const lines: string[] = [];
-    let pos = 0;
-    for (;;) {
-      const nl = this.buf.indexOf('\r\n', pos);
-      if (nl === -1) return null;
-      const line = this.buf.slice(pos, nl);
-      lines.push(line);
-      pos = nl + 2;
-      if (/^\d{3} /.test(line) || /^\d{3}$/.test(line)) break;
-      if (!/^\d{3}-/.test(line)) break;
-    }
-    const raw = this.buf.slice(0, pos);
-    this.buf = this.buf.slice(pos);
-    const last = lines[lines.length - 1] ?? '';
-    return { code: Number(last.slice(0, 3)), lines, text: lines.map((l) => l.slice(4)).join('\n'), raw };
-  }
-
-  async cmd(line: string, timeoutMs?: number): Promise<ParsedReply> {
-    this.send(line + '\r\n');
-    return this.reply(timeoutMs);
-  }
-
-  /** Everything that arrives within `ms` (to prove that nothing else comes). */
-  async drainFor(ms: number): Promise<string> {
-    await new Promise((r) => setTimeout(r, ms));
-    const out = this.buf;
-    this.buf = '';
-    return out;
-  }
-
-  /** Upgrade after a 220 to STARTTLS (the caller sent STARTTLS and read the 220). */
-  async upgrade(o: { cert?: TestCert } = {}): Promise<TLSSocket> {
-    const raw = this.socket;
-    raw.removeListener('data', this.onData);
-    this.buf = '';
-    const t = await new Promise<TLSSocket>((resolve, reject) => {
-      const s = tlsConnect(
-        {
-          socket: raw,
-          rejectUnauthorized: false,
-          servername: 'mx.postern.test',
-          ...(o.cert ? { cert: o.cert.pem, key: o.cert.keyPem } : {}),
-        },
-        () => resolve(s),
-      );
-      s.once('error', reject);
-    });
-    this.socket = t;
-    this.attach(t);
-    return t;
-  }
-
-  async waitClosed(timeoutMs = 5000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    return this.closed;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-/** base64 of an AUTH PLAIN message. */
-export function plain(user: string, pass: string, authzid = ''): string {
-  return Buffer.from(`${authzid}\0${user}\0${pass}`).toString('base64');
-}
-
-/** Connect, read the greeting, EHLO; optionally STARTTLS and EHLO again, optionally AUTH. */
-export async function session(
+/**
+ * Alias of {@link openSmtpSession} in this harness's terms: `tls` for STARTTLS, `auth: true` for
+ * the harness's user alice/secret; EHLO's answer is not checked.
+ */
+export function session(
   port: number,
   o: { tls?: boolean; implicitTls?: boolean; auth?: boolean; cert?: TestCert } = {},
 ): Promise<SmtpTestClient> {
-  const c = await SmtpTestClient.connect(port, {
+  return openSmtpSession(port, {
+    ...(o.tls === true ? { starttls: true } : {}),
     ...(o.implicitTls === true ? { implicitTls: true } : {}),
     ...(o.cert ? { cert: o.cert } : {}),
+    ...(o.auth === true ? { auth: { user: 'alice', password: 'secret' } } : {}),
+    expectEhlo: false,
   });
-  const g = await c.reply();
-  if (g.code !== 220) throw new Error(`greeting ${g.raw}`);
-  await c.cmd('EHLO client.example');
-  if (o.tls === true) {
-    const r = await c.cmd('STARTTLS');
-    if (r.code !== 220) throw new Error(`STARTTLS ${r.raw}`);
-    await c.upgrade(o.cert ? { cert: o.cert } : {});
-    await c.cmd('EHLO client.example');
-  }
-  if (o.auth === true) {
-    const r = await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`);
-    if (r.code !== 235) throw new Error(`AUTH ${r.raw}`);
-  }
-  return c;
 }

@@ -1,7 +1,9 @@
 /**
- * A recording SMTP sink for integration tests: accepts every message and keeps all of them (the
- * testbed servers keep only the last), optionally offering STARTTLS (RFC 3207). A test peer of
- * postern's SMTP client, not a mock of it: it speaks the protocol over real sockets.
+ * The scriptable SMTP sink for tests: by default it accepts every message and keeps all of them
+ * (the testbed servers keep only the last), optionally offering STARTTLS (RFC 3207); a `script`
+ * answers any command (or the end of DATA) differently — a 550 for one recipient, a 451 after the
+ * message, a missing extension — so one sink serves every test of postern's SMTP client. A test
+ * peer of the client, not a mock of it: it speaks the protocol over real sockets.
  */
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
@@ -15,9 +17,28 @@ export interface SinkMessage {
   tls: boolean;
 }
 
+/** What a script sees: the command line (or `'.'` at the end of DATA) and the transaction so far. */
+export interface SinkCommand {
+  /** Upper-case verb (`EHLO`, `MAIL`, …), or `'.'` when a message has just been received. */
+  verb: string;
+  /** The line as received (latin1), without CRLF; `'.'` at the end of DATA. */
+  line: string;
+  from: string | null;
+  to: readonly string[];
+  tls: boolean;
+  /** At the end of DATA: the message (as `SinkMessage.data`). */
+  data?: Buffer;
+}
+
 export interface SmtpSink {
   port: number;
   messages: SinkMessage[];
+  /** Connections accepted so far. */
+  connections: number;
+  /** QUIT commands received so far. */
+  quits: number;
+  /** Every command line received, in order (latin1, without CRLF), across connections. */
+  commands: string[];
   /** Called for each accepted message (after it is recorded). */
   onMessage: ((m: SinkMessage) => void) | null;
   close(): Promise<void>;
@@ -27,6 +48,14 @@ export interface SmtpSinkOptions {
   /** Offer STARTTLS with this certificate and key (PEM). */
   tls?: { cert: string; key: string };
   hostname?: string;
+  /** EHLO extensions (default PIPELINING, SIZE, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES; STARTTLS is added when `tls` is given). */
+  extensions?: string[];
+  /**
+   * Answers a command instead of the sink: return the full reply (with CRLF) to send it and skip
+   * the sink's own handling (a refused RCPT adds no recipient; a refused end of DATA records no
+   * message), or null to let the sink answer as usual.
+   */
+  script?: (c: SinkCommand) => string | null;
 }
 
 const MAX_LINE = 1_000_000;
@@ -39,6 +68,9 @@ export async function startSmtpSink(o: SmtpSinkOptions = {}): Promise<SmtpSink> 
   const sink: SmtpSink = {
     port: 0,
     messages: [],
+    connections: 0,
+    quits: 0,
+    commands: [],
     onMessage: null,
     close: () =>
       new Promise<void>((resolve) => {
@@ -49,6 +81,7 @@ export async function startSmtpSink(o: SmtpSinkOptions = {}): Promise<SmtpSink> 
 
   const session = (raw: Socket): void => {
     sockets.add(raw);
+    sink.connections++;
     raw.on('close', () => sockets.delete(raw));
     let sock: Socket = raw;
     let buf: Buffer = Buffer.alloc(0);
@@ -66,9 +99,13 @@ export async function startSmtpSink(o: SmtpSinkOptions = {}): Promise<SmtpSink> 
         if (line.length === 1 && line[0] === 0x2e) {
           inData = false;
           const m: SinkMessage = { from: from ?? '', to: rcpts, data: Buffer.concat(chunks), tls };
-          sink.messages.push(m);
-          sink.onMessage?.(m);
-          write(`250 2.0.0 Ok: queued as ${sink.messages.length}\r\n`);
+          const scripted = o.script?.({ verb: '.', line: '.', from, to: rcpts, tls, data: m.data }) ?? null;
+          if (scripted !== null) write(scripted);
+          if (scripted === null || scripted.startsWith('2')) {
+            sink.messages.push(m);
+            sink.onMessage?.(m);
+          }
+          if (scripted === null) write(`250 2.0.0 Ok: queued as ${sink.messages.length}\r\n`);
           from = null;
           rcpts = [];
           chunks = [];
@@ -80,9 +117,19 @@ export async function startSmtpSink(o: SmtpSinkOptions = {}): Promise<SmtpSink> 
       }
       const text = line.toString('latin1');
       const verb = text.split(' ', 1)[0]?.toUpperCase() ?? '';
+      sink.commands.push(text);
+      if (verb === 'QUIT') sink.quits++;
+      const scripted = o.script?.({ verb, line: text, from, to: rcpts, tls }) ?? null;
+      if (scripted !== null) {
+        write(scripted);
+        return true;
+      }
       switch (verb) {
         case 'EHLO': {
-          const ext = [host, 'PIPELINING', 'SIZE 50000000', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES'];
+          const ext = [
+            host,
+            ...(o.extensions ?? ['PIPELINING', 'SIZE 50000000', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES']),
+          ];
           if (ctx !== null && !tls) ext.push('STARTTLS');
           write(ext.map((e, i) => `250${i === ext.length - 1 ? ' ' : '-'}${e}\r\n`).join(''));
           from = null;

@@ -116,7 +116,10 @@ function deps(sink: TlsRptSink, cacheDir: string): DeliveryDeps {
     ca: [tb.manifest.caPem],
     now: () => new Date(),
     tlsrpt: sink,
-    sts: new StsPolicyCache({ dir: cacheDir, fetch: { dns, ca: [web.ca], port: web.port, timeoutMs: 5000 } }),
+    sts: new StsPolicyCache({
+      dir: cacheDir,
+      fetch: { dns, ca: [web.ca], port: web.port, timeoutMs: 5000, allowPrivateAddresses: true },
+    }),
     connectOverride: (host) => {
       const s = [...servers.values()].find((x) => x.hostname === host);
       return s === undefined ? null : { address: s.address, port: s.port };

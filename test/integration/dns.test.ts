@@ -149,7 +149,9 @@ describe('DNS client against unbound', { skip }, () => {
     assert.deepEqual(txt.map((t) => t.join('|')).sort(), ['a|b', 'v=spf1 -all']);
   });
 
-  it('times out against a server that never answers', async () => {
+  // c-ares keeps its own timers (not mockable): the runner's timeout is the hang guard, and what
+  // is asserted is the outcome, not how long it took (timing belongs in bench/).
+  it('times out against a server that never answers', { timeout: 30_000 }, async () => {
     const silent: Socket = createSocket('udp4');
     await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
     let received = 0;
@@ -157,10 +159,8 @@ describe('DNS client against unbound', { skip }, () => {
     try {
       const port = silent.address().port;
       const c = createDnsClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 300, tries: 1 });
-      const t0 = Date.now();
       await assert.rejects(c.mx('example.test'), { code: 'dns-timeout' });
       assert.ok(received >= 1, 'the query reached the silent server');
-      assert.ok(Date.now() - t0 < 5000);
     } finally {
       silent.close();
     }

@@ -229,9 +229,10 @@ describe('DNSSEC lab: nsd + ldns-signzone + validating unbound', { skip }, () =>
 });
 
 describe('DNSSEC lab lifecycle', { skip }, () => {
-  it('starts quickly, and stop() leaves no process, port or directory', async () => {
+  it('starts, answers, and stop() leaves no process, port or directory', async (t) => {
     const lab = await startDnssecLab({ zone: 'life.test', signed: ['a.life.test. 60 IN A 127.0.0.9'] });
-    assert.ok(lab.startMs < 5000, `start took ${lab.startMs} ms`);
+    // Reported, not asserted: start-up time depends on the machine's load (timing is for bench/).
+    t.diagnostic(`lab start took ${lab.startMs} ms`);
     const a = await dig(lab.resolver, 'A', 'a.life.test');
     assert.ok(a.flags.has('ad'), a.raw);
     const { nsd, unbound } = lab.pids;

@@ -1,11 +1,13 @@
 /**
  * Crash safety of `postern serve` under load: the real CLI runs as a child process, several SMTP
  * clients submit numbered messages concurrently, and the server is killed with SIGKILL at random
- * moments (during start-up, while accepting, while delivering), at least 20 times, and restarted
- * on the same config and queue each time. At the end it drains to a recording sink (outbound
- * policy `encrypt`, so every delivery goes over STARTTLS) and every message that got a 250 must
- * have arrived. Duplicates are allowed (at-least-once: a kill between the sink's 250 and the
- * spool update means a second delivery); they are counted and reported.
+ * moments (while accepting, while delivering, and some inside the spool's open at start-up — shown
+ * by evidence, test/helpers/crash.ts), at least 20 times, and restarted on the same config and
+ * queue each time. At the end it drains to a recording sink (outbound policy `encrypt`, so every
+ * delivery goes over STARTTLS) and every message that got a 250 must have arrived with its
+ * envelope and its bytes: the sender, exactly its recipient, and the submitted message after the
+ * gateway's own Received header. Duplicates are allowed (at-least-once: a kill between the sink's
+ * 250 and the spool update means a second delivery); they are counted and reported.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -18,12 +20,17 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { makeCert } from '../helpers/certs.ts';
-import { SmtpTestClient } from '../helpers/smtp-harness.ts';
+import { SmtpTestClient } from '../helpers/smtp-client.ts';
 import { startSmtpSink } from '../helpers/smtp-sink.ts';
-import type { SmtpSink } from '../helpers/smtp-sink.ts';
+import type { SinkMessage, SmtpSink } from '../helpers/smtp-sink.ts';
+import { killPhase, killWhenSpoolOpen, ownerWritten, walBytes } from '../helpers/crash.ts';
+import type { KillPhase } from '../helpers/crash.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/postern.js', import.meta.url));
 const KILLS = 24;
+/** Kills aimed at the spool's open must land there at least this often (else aim again, bounded). */
+const MIN_OPENING_KILLS = 2;
+const MAX_EXTRA_KILLS = 10;
 const CLIENTS = 8;
 /** The whole test must end well within this. */
 const BUDGET_MS = 170_000;
@@ -51,6 +58,8 @@ interface Running {
   proc: ChildProcess;
   /** Resolves when the CLI has printed its listeners (they are bound by then). */
   ready: Promise<void>;
+  /** The ready line has been printed (checked after the exit, so no event turn is missed). */
+  readonly isReady: boolean;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
 }
 
@@ -59,6 +68,8 @@ function startServer(config: string): Running {
   let stderr = '';
   let onReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => (onReady = resolve));
+  let isReady = false;
+  void ready.then(() => (isReady = true));
   proc.stderr?.setEncoding('utf8').on('data', (s: string) => {
     stderr += s;
     // serve prints its listeners after they are bound; the queue line is the last one.
@@ -67,11 +78,25 @@ function startServer(config: string): Running {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
     proc.on('exit', (code, signal) => resolve({ code, signal, stderr })),
   );
-  return { proc, ready, exited };
+  return {
+    proc,
+    ready,
+    get isReady() {
+      return isReady || /\n {2}queue {8}/.test(stderr);
+    },
+    exited,
+  };
+}
+
+interface Sent {
+  /** The message as submitted (before the final "."), which the sink must receive after the trace headers. */
+  message: Buffer;
+  rcpt: string;
 }
 
 interface Load {
   acked: Set<number>;
+  sent: Map<number, Sent>;
   /** Submitted, but the 250 never came (server killed mid-transaction). */
   unacked: Set<number>;
   stop(): Promise<void>;
@@ -81,6 +106,7 @@ interface Load {
 function startLoad(port: number): Load {
   const acked = new Set<number>();
   const unacked = new Set<number>();
+  const sent = new Map<number, Sent>();
   let next = 0;
   let stopping = false;
   const one = async (): Promise<void> => {
@@ -94,11 +120,13 @@ function startLoad(port: number): Load {
           const n = next++;
           unacked.add(n);
           if ((await c.cmd(`MAIL FROM:<load@client.test>`, 3000)).code !== 250) throw new Error('MAIL');
-          if ((await c.cmd(`RCPT TO:<n${n}@sink.test>`, 3000)).code !== 250) throw new Error('RCPT');
+          const rcpt = `n${n}@sink.test`;
+          if ((await c.cmd(`RCPT TO:<${rcpt}>`, 3000)).code !== 250) throw new Error('RCPT');
           if ((await c.cmd('DATA', 3000)).code !== 354) throw new Error('DATA');
           const body =
             `From: <load@client.test>\r\nTo: <n${n}@sink.test>\r\nSubject: crash test ${n}\r\n` +
             `Message-ID: <crash-${n}@postern.test>\r\n\r\nmessage number ${n}\r\n${'y'.repeat(100 + (n % 7) * 120)}\r\n.`;
+          sent.set(n, { message: Buffer.from(body.slice(0, -1), 'latin1'), rcpt });
           const r = await c.cmd(body, 5000);
           if (r.code !== 250) throw new Error(`end of DATA: ${r.raw}`);
           unacked.delete(n);
@@ -116,12 +144,26 @@ function startLoad(port: number): Load {
   const workers = Array.from({ length: CLIENTS }, () => one());
   return {
     acked,
+    sent,
     unacked,
     stop: async () => {
       stopping = true;
       await Promise.all(workers);
     },
   };
+}
+
+/** Why a delivery differs from the submission, or null when it is the same mail. */
+function deliveredWrong(m: SinkMessage, want: Sent): string | null {
+  if (m.from !== 'load@client.test') return `MAIL FROM ${m.from}`;
+  if (m.to.length !== 1 || m.to[0] !== want.rcpt) return `RCPT TO ${m.to.join(',')}`;
+  if (m.data.length < want.message.length) return `${m.data.length} bytes, submitted ${want.message.length}`;
+  const head = m.data.subarray(0, m.data.length - want.message.length);
+  if (!m.data.subarray(head.length).equals(want.message)) return 'the message bytes differ';
+  // What precedes the submitted message: only trace header fields (Received and its folded lines).
+  if (!/^(Received:[^\r\n]*\r\n([ \t][^\r\n]*\r\n)*)+$/.test(head.toString('latin1')))
+    return `unexpected prefix ${JSON.stringify(head.toString('latin1').slice(0, 200))}`;
+  return null;
 }
 
 test(
@@ -139,10 +181,15 @@ test(
     sink = await startSmtpSink({ tls: { cert: sinkCert.pem, key: sinkCert.keyPem } });
 
     const seen = new Map<number, number>();
+    const deliveries = new Map<number, SinkMessage[]>();
     let cleartext = 0;
     sink.onMessage = (m) => {
       const id = /^Message-ID: <crash-(\d+)@postern\.test>\r$/m.exec(m.data.toString('latin1'));
-      if (id?.[1] !== undefined) seen.set(Number(id[1]), (seen.get(Number(id[1])) ?? 0) + 1);
+      if (id?.[1] !== undefined) {
+        const n = Number(id[1]);
+        seen.set(n, (seen.get(n) ?? 0) + 1);
+        deliveries.set(n, [...(deliveries.get(n) ?? []), m]);
+      }
       if (!m.tls) cleartext++;
     };
 
@@ -164,27 +211,44 @@ test(
     );
 
     const load = startLoad(port);
+    const queueDir = join(dir, 'queue');
+    const phases = new Map<KillPhase, number>();
     let kills = 0;
-    let earlyKills = 0;
+    /** Kills inside the spool's open with the previous run's WAL pending recovery. */
+    let recoveringKills = 0;
     const uptimes: number[] = [];
     try {
-      for (let round = 0; round < KILLS; round++) {
+      for (let round = 0; round < KILLS + MAX_EXTRA_KILLS; round++) {
+        const opening = phases.get('opening-spool') ?? 0;
+        if (round >= KILLS && opening >= MIN_OPENING_KILLS) break;
+        // Every fifth kill, and every extra one, is aimed at the spool's open during start-up.
+        const aimAtOpen = round >= KILLS || round % 5 === 2;
+        const pendingWal = walBytes(queueDir);
         const s = startServer(config);
         child = s.proc;
         const t0 = Date.now();
-        // Every fifth kill lands during start-up (opening and recovering the spool, binding).
-        const early = round % 5 === 2;
-        if (early) {
-          await Promise.race([s.ready, sleep(Math.random() * 300)]);
-          earlyKills++;
+        let sawSpoolOpen = false;
+        if (aimAtOpen) {
+          // A synchronous poll: no event-loop turn between seeing the open and the kill. It blocks
+          // this process's clients meanwhile, which cannot submit anyway while the server starts.
+          sawSpoolOpen = killWhenSpoolOpen(() => s.proc.kill('SIGKILL'), s.proc.pid ?? -1, queueDir);
         } else {
           const ok = await Promise.race([s.ready.then(() => true), sleep(15_000).then(() => false)]);
           assert.ok(ok, `round ${round}: the server did not come up`);
           await sleep(150 + Math.random() * 1200);
+          s.proc.kill('SIGKILL');
         }
-        s.proc.kill('SIGKILL');
         const ex = await s.exited;
         assert.equal(ex.signal, 'SIGKILL', `round ${round}: the server exited on its own (${ex.code}): ${ex.stderr}`);
+        const phase = killPhase({
+          sawSpoolOpen,
+          ownerWritten: ownerWritten(queueDir, s.proc.pid ?? -1),
+          ready: s.isReady,
+        });
+        phases.set(phase, (phases.get(phase) ?? 0) + 1);
+        if (phase === 'opening-spool' && pendingWal > 0) recoveringKills++;
+        if (process.env['POSTERN_CRASH_TRACE'] === '1')
+          process.stderr.write(`round ${round}: ${phase} after ${Date.now() - t0} ms, ${load.acked.size} acked\n`);
         uptimes.push(Date.now() - t0);
         kills++;
       }
@@ -200,18 +264,35 @@ test(
       while (missing().length > 0 && Date.now() < deadline) await sleep(100);
 
       const lost = missing();
+      // Every acknowledged message arrived as submitted: its envelope, and its bytes after the
+      // gateway's Received header (RFC 5321 §4.4) — not just something with the same Message-ID.
+      const wrong: string[] = [];
+      for (const n of load.acked) {
+        const want = load.sent.get(n);
+        assert.ok(want !== undefined);
+        for (const m of deliveries.get(n) ?? []) {
+          const why = deliveredWrong(m, want);
+          if (why !== null) wrong.push(`${n}: ${why}`);
+        }
+      }
       const duplicates = [...seen.values()].filter((v) => v > 1).length;
       const extraCopies = [...seen.values()].reduce((a, v) => a + v - 1, 0);
       const unackedDelivered = [...load.unacked].filter((n) => seen.has(n)).length;
       t.diagnostic(
         `${load.acked.size} messages acknowledged, ${sink.messages.length} deliveries at the sink, ` +
-          `${kills} SIGKILLs (${earlyKills} during start-up, mean uptime ${Math.round(uptimes.reduce((a, b) => a + b, 0) / uptimes.length)} ms), ` +
+          `${kills} SIGKILLs (by phase: ${[...phases].map(([p, n]) => `${p} ${n}`).join(', ')}; ` +
+          `${recoveringKills} inside the spool open with a WAL to recover; mean uptime ${Math.round(uptimes.reduce((a, b) => a + b, 0) / uptimes.length)} ms), ` +
           `${duplicates} messages delivered more than once (${extraCopies} extra copies), ` +
           `${unackedDelivered}/${load.unacked.size} unacknowledged messages delivered anyway, ` +
           `${Math.round((Date.now() - started) / 1000)} s`,
       );
       assert.deepEqual(lost.slice(0, 20), [], `${lost.length} acknowledged messages never reached the sink`);
-      assert.ok(kills >= 20);
+      assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} deliveries differ from what was submitted`);
+      // Where the kills landed, from evidence: some inside the spool's open at start-up, most
+      // while serving (accepting and delivering).
+      const summary = [...phases].map(([p, n]) => `${p} ${n}`).join(', ');
+      assert.ok((phases.get('opening-spool') ?? 0) >= MIN_OPENING_KILLS, `kills inside the spool open: ${summary}`);
+      assert.ok((phases.get('serving') ?? 0) >= 15, `kills while serving: ${summary}`);
       assert.ok(load.acked.size >= 500, `only ${load.acked.size} messages were acknowledged: the load was too light`);
       assert.equal(cleartext, 0, 'policy encrypt: nothing reached the sink in cleartext');
 

@@ -20,7 +20,8 @@ import { postfixAvailable, startPostfix } from './peers/postfix.ts';
 import type { PostfixInstance } from './peers/postfix.ts';
 import { run } from './peers/proc.ts';
 import { peerSkipReason } from './peers/require.ts';
-import { openSession, saslPlain, startTestGateway, waitFor } from '../helpers/gateway.ts';
+import { startTestGateway, waitFor } from '../helpers/gateway.ts';
+import { openSmtpSession, saslPlain } from '../helpers/smtp-client.ts';
 import type { TestGateway } from '../helpers/gateway.ts';
 
 function swaksAvailable(): boolean {
@@ -233,7 +234,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
   });
 
   test('AUTH before STARTTLS: not advertised, and 538 5.7.11 when sent anyway', async () => {
-    const c = await openSession(g.port['submission'] as number);
+    const c = await openSmtpSession(g.port['submission'] as number);
     try {
       const ehlo = await c.cmd('EHLO again.example');
       assert.ok(
@@ -253,7 +254,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
   });
 
   test('wrong password: 535 5.7.8; MAIL before AUTH on submission: 530 5.7.0', async () => {
-    const c = await openSession(g.port['submission'] as number, { starttls: true });
+    const c = await openSmtpSession(g.port['submission'] as number, { starttls: true });
     try {
       const m = await c.cmd(`MAIL FROM:<${USER}>`);
       assert.equal(m.code, 530, m.raw);
@@ -323,7 +324,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
   test('policy encrypt never falls back to cleartext: a next hop without STARTTLS gets no mail', async () => {
     const before = await relayClient.logs();
     const mailSessions = (log: string): number => (log.match(/ disconnect from .* mail=/g) ?? []).length;
-    const c = await openSession(g.port['submissions'] as number, {
+    const c = await openSmtpSession(g.port['submissions'] as number, {
       implicitTls: true,
       auth: { user: USER, password: PASSWORD },
     });
@@ -372,7 +373,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
 
   test('`postern queue list` and the metrics endpoint of the running gateway', async () => {
     const cli = (...args: string[]) =>
-      run(process.execPath, [BIN, 'queue', ...args, '--admin', g.adminUrl], { timeoutMs: 30_000 });
+      run(process.execPath, [BIN, 'queue', ...args, '--config', g.configPath], { timeoutMs: 30_000 });
     // Everything but the cleartext.test message was delivered and has left the queue.
     const r = await cli('list');
     assert.equal(r.code, 0, r.stderr);
@@ -399,7 +400,7 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
     assert.deepEqual(await g.gw.spool.counts(), { queued: 0, deferred: 0, delivered: 0, bounced: 0 });
     assert.match((await cli('list')).stdout, /^queued: 0 {2}deferred: 0 {2}delivered: 0 {2}bounced: 0\n$/);
 
-    const res = await fetch(`${g.adminUrl}/metrics`);
+    const res = await fetch(`${g.adminUrl}/metrics`, { headers: { authorization: `Bearer ${g.adminToken}` } });
     assert.equal(res.status, 200);
     const metrics = await res.text();
     for (const [listener, n] of Object.entries(accepted)) {
@@ -412,9 +413,11 @@ describe('postern serve with real peers (swaks, Postfix)', { skip, timeout: 240_
     assert.match(metrics, /^postern_auth_attempts_total\{result="bad"\} 1$/m);
 
     // An unreachable admin endpoint is an error, not an empty queue.
-    const dead = await run(process.execPath, [BIN, 'queue', 'list', '--admin', 'http://127.0.0.1:1'], {
-      timeoutMs: 30_000,
-    });
+    const dead = await run(
+      process.execPath,
+      [BIN, 'queue', 'list', '--admin', 'http://127.0.0.1:1', '--token-file', g.config.admin?.tokenFile ?? ''],
+      { timeoutMs: 30_000 },
+    );
     assert.notEqual(dead.code, 0);
     assert.match(dead.stderr, /cannot reach the running server/);
   });

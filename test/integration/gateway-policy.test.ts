@@ -14,7 +14,7 @@
  * The clock is injected: retries and the lifetime pass without waiting.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,8 +29,8 @@ import { CATALOG, startTestbed } from '../../src/testbed/index.ts';
 import type { Testbed } from '../../src/testbed/index.ts';
 import type { SmtpTestServer } from '../../src/testbed/servers/smtp.ts';
 import { makeCert } from '../helpers/certs.ts';
-import { session } from '../helpers/smtp-harness.ts';
-import type { SmtpTestClient } from '../helpers/smtp-harness.ts';
+import { openSmtpSession } from '../helpers/smtp-client.ts';
+import type { SmtpTestClient } from '../helpers/smtp-client.ts';
 import { startSmtpSink } from '../helpers/smtp-sink.ts';
 import type { SinkMessage, SmtpSink } from '../helpers/smtp-sink.ts';
 
@@ -118,6 +118,7 @@ let gw: Gateway;
 let dir: string;
 let clock = Date.now();
 let adminUrl = '';
+let adminToken = '';
 const events: LogEvent[] = [];
 
 async function freePort(): Promise<number> {
@@ -238,6 +239,7 @@ before(async () => {
     },
   });
   adminUrl = `http://127.0.0.1:${gw.admin?.port ?? adminPort}`;
+  adminToken = (await readFile(join(dir, 'queue', 'admin.token'), 'utf8')).trim();
 });
 
 after(async () => {
@@ -264,7 +266,7 @@ test(
     timeout: 120_000,
   },
   async () => {
-    const c = await session(gw.listeners[0]?.port ?? 0);
+    const c = await openSmtpSession(gw.listeners[0]?.port ?? 0);
     for (const { id, p } of refused) await submit(c, id, p);
     for (const p of STRICT) await submit(c, 'smtp-good', p);
     await c.cmd('QUIT');
@@ -301,7 +303,9 @@ test(
     await checkDeferred(1);
 
     // The admin API (what `postern queue list` shows) agrees.
-    const api = (await (await fetch(`${adminUrl}/queue?state=deferred`)).json()) as {
+    const api = (await (
+      await fetch(`${adminUrl}/queue?state=deferred`, { headers: { authorization: `Bearer ${adminToken}` } })
+    ).json()) as {
       counts: Record<string, number>;
       messages: QueuedMessage[];
     };
@@ -357,7 +361,7 @@ test(
 );
 
 test('strict policies deliver over TLS where the policy is met', { timeout: 60_000 }, async () => {
-  const c = await session(gw.listeners[0]?.port ?? 0);
+  const c = await openSmtpSession(gw.listeners[0]?.port ?? 0);
   const todo = strictDeliveries.filter((x) => x.id !== 'smtp-good');
   const start = new Map(SERVER_IDS.map((id) => [id, count(id)]));
   for (const { id, p } of todo) await submit(c, id, p);
@@ -381,7 +385,7 @@ test(
   'may: delivered wherever TLS works, in cleartext only where it does not, intact',
   { timeout: 60_000 },
   async () => {
-    const c = await session(gw.listeners[0]?.port ?? 0);
+    const c = await openSmtpSession(gw.listeners[0]?.port ?? 0);
     const start = new Map(SERVER_IDS.map((id) => [id, count(id)]));
     for (const id of SERVER_IDS) await submit(c, id, 'm');
     await c.cmd('QUIT');

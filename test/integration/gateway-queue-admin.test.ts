@@ -67,7 +67,7 @@ describe('postern queue delete of a message in flight', { timeout: 60_000 }, () 
     }
     await waitFor(() => (held.length > 0 ? true : null), 10_000, 'the delivery to connect to the silent next hop');
 
-    const del = await run(process.execPath, [BIN, 'queue', 'delete', id, '--admin', g.adminUrl], {
+    const del = await run(process.execPath, [BIN, 'queue', 'delete', id, '--config', g.configPath], {
       timeoutMs: 30_000,
     });
     assert.equal(del.code, 0, del.stderr);
@@ -88,7 +88,7 @@ describe('postern queue delete of a message in flight', { timeout: 60_000 }, () 
     const again = await openSession(g.port['mx'] as number);
     assert.equal((await again.cmd('QUIT')).code, 221);
     again.close();
-    const list = await run(process.execPath, [BIN, 'queue', 'list', '--admin', g.adminUrl], { timeoutMs: 30_000 });
+    const list = await run(process.execPath, [BIN, 'queue', 'list', '--config', g.configPath], { timeoutMs: 30_000 });
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /^queued: 0 {2}deferred: 0 {2}delivered: 0 {2}bounced: 0\n$/);
   });

@@ -73,6 +73,7 @@ describe('scan: DANE, MTA-STS and TLS-RPT of mail domains', { skip }, () => {
       ca: [https.ca],
       timeoutMs: 5000,
       mtaStsPort: https.port,
+      allowPrivateAddresses: true, // the policy host is on loopback
     });
     assert.ok(policies);
     return { summary: summarizeDomain(plan, reports, policies), reports };

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { peerSkipReason } from './peers/require.ts';
 import { run } from './peers/proc.ts';
-import { plain, session, startHarness, type Harness } from '../helpers/smtp-harness.ts';
+import { startHarness, type Harness } from '../helpers/smtp-harness.ts';
+import { openSmtpSession, saslPlain } from '../helpers/smtp-client.ts';
 
 function swaksAvailable(): boolean {
   try {
@@ -119,8 +120,8 @@ describe('smtpd with swaks', { skip }, () => {
     assert.doesNotMatch(r.stdout, /250-AUTH/);
     assert.match(r.stdout + r.stderr, /did not advertise authentication/);
     // swaks will not send an unadvertised AUTH; a raw client does, and gets 538.
-    const c = await session(h.port['sub'] as number);
-    assert.match((await c.cmd(`AUTH PLAIN ${plain('alice', 'secret')}`)).raw, /^538 5\.7\.11 /);
+    const c = await openSmtpSession(h.port['sub'] as number);
+    assert.match((await c.cmd(`AUTH PLAIN ${saslPlain('alice', 'secret')}`)).raw, /^538 5\.7\.11 /);
     c.close();
   });
 

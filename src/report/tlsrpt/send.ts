@@ -8,12 +8,13 @@
  * observed receiver limit is ten megabytes" is met by gzip for any realistic day.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lookup as dnsLookup } from 'node:dns';
-import { request } from 'node:https';
-import { BlockList, isIP, type LookupFunction } from 'node:net';
 import type { Logger } from 'pino';
 import { PosternError } from '../../core/errors.ts';
+import { createDnsClient } from '../../dns/resolver.ts';
 import type { DnsClient } from '../../dns/resolver.ts';
+import { base64Lines, buildMultipart, foldList, mimeField, rfc5322Date } from '../../mime/index.ts';
+import { httpsRequest } from '../../net/https.ts';
+import { isPublicAddress } from '../../net/address.ts';
 import type { TlsRptReport, TlsRptReportOptions } from './aggregate.ts';
 import { gzipReport, reportFilename } from './encode.ts';
 import { parseTlsRptRecord } from './record.ts';
@@ -82,43 +83,10 @@ function dropControls(s: string): string {
   return [...s].map((c) => (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f ? ' ' : c)).join('');
 }
 
-/** RFC 5322 §3.3 date-time in UTC ("Sun, 10 Mar 2024 12:00:00 +0000"). */
-function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace(/ GMT$/, ' +0000');
-}
-
-/** Base64 wrapped at 76 characters per line (RFC 2045 §6.8). */
-function base64Lines(data: Buffer): string {
-  const b64 = data.toString('base64');
-  const lines: string[] = [];
-  for (let i = 0; i < b64.length; i += 76) lines.push(b64.slice(i, i + 76));
-  return lines.join('\r\n');
-}
-
 /** The §5.3 Report-ID msg-id: stable per report (so receivers can drop duplicates, §5.3). */
 function reportMsgId(reportId: string, submitter: string): string {
   const left = DOT_ATOM_RE.test(reportId) ? reportId : createHash('sha256').update(reportId).digest('hex').slice(0, 32);
   return `<${left}@${submitter}>`;
-}
-
-/**
- * Join header parts with a fold ("\r\n ") wherever the line would pass 78 characters (RFC 5322
- * §2.1.1); a single part longer than that stays whole on its own line (998 is the hard limit).
- */
-function foldParts(name: string, parts: string[], sep: string): string {
-  let out = `${name}:`;
-  let lineLen = out.length;
-  parts.forEach((p, i) => {
-    const piece = i < parts.length - 1 ? `${p}${sep}` : p;
-    if (lineLen + 1 + piece.length > 78) {
-      out += `\r\n ${piece}`;
-      lineLen = 1 + piece.length;
-    } else {
-      out += ` ${piece}`;
-      lineLen += 1 + piece.length;
-    }
-  });
-  return out;
 }
 
 /**
@@ -144,9 +112,6 @@ export function buildReportMail(report: TlsRptReport, opts: BuildReportMailOptio
   const gz = gzipReport(report);
   const json = report.toJSON();
   const day = json['date-range']['start-datetime'].slice(0, 10);
-  // "=_" cannot occur in base64 or in our text part, so the boundary never collides (RFC 2046 §5.1.1).
-  const boundary = `=_tlsrpt_${randomBytes(12).toString('hex')}`;
-
   // The human-readable part: only our own ASCII text plus the organisation name, which may be any
   // Unicode; control characters are dropped so it cannot break the part's structure.
   const org = dropControls(json['organization-name']);
@@ -157,11 +122,11 @@ export function buildReportMail(report: TlsRptReport, opts: BuildReportMailOptio
 
   const headers = [
     `From: ${opts.from}`,
-    foldParts('To', opts.to, ','),
+    foldList('To', opts.to, ','),
     `Date: ${rfc5322Date(opts.date ?? new Date())}`,
-    foldParts('Message-ID', [`<${messageId}>`], ''),
+    foldList('Message-ID', [`<${messageId}>`], ''),
     // RFC 8460 §5.3 Subject ABNF: Report Domain: <d> Submitter: <s> Report-ID: <msg-id>.
-    foldParts(
+    foldList(
       'Subject',
       [
         `Report Domain: ${report.policyDomain}`,
@@ -178,28 +143,34 @@ export function buildReportMail(report: TlsRptReport, opts: BuildReportMailOptio
     // RFC 8460 §3: reports MUST be delivered despite TLS failures; RFC 8689 §5 says so to relays.
     'TLS-Required: No',
     'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type="tlsrpt";\r\n boundary="${boundary}"`,
   ];
-  const body = [
-    'This is a multipart message in MIME format.',
-    '',
-    `--${boundary}`,
-    ascii ? 'Content-Type: text/plain; charset="us-ascii"' : 'Content-Type: text/plain; charset="utf-8"',
-    ascii ? 'Content-Transfer-Encoding: 7bit' : 'Content-Transfer-Encoding: base64',
-    '',
-    ascii ? text.replace(/\r\n$/, '') : base64Lines(Buffer.from(text, 'utf8')),
-    '',
-    `--${boundary}`,
-    `Content-Type: application/tlsrpt+gzip;\r\n name="${filename}"`,
-    'Content-Transfer-Encoding: base64',
-    `Content-Disposition: attachment;\r\n filename="${filename}"`,
-    '',
-    base64Lines(gz),
-    '',
-    `--${boundary}--`,
-    '',
-  ];
-  const raw = Buffer.from(`${headers.join('\r\n')}\r\n\r\n${body.join('\r\n')}`, 'utf8');
+  // "=_" cannot occur in base64 or in our text part, so the boundary never collides (RFC 2046 §5.1.1).
+  const mime = buildMultipart(
+    [
+      {
+        headers: ascii
+          ? ['Content-Type: text/plain; charset="us-ascii"', 'Content-Transfer-Encoding: 7bit']
+          : ['Content-Type: text/plain; charset="utf-8"', 'Content-Transfer-Encoding: base64'],
+        body: `${ascii ? text.replace(/\r\n$/, '') : base64Lines(Buffer.from(text, 'utf8'))}\r\n`,
+      },
+      {
+        headers: [
+          mimeField('Content-Type', 'application/tlsrpt+gzip', [['name', filename, 'quoted']]),
+          'Content-Transfer-Encoding: base64',
+          mimeField('Content-Disposition', 'attachment', [['filename', filename, 'quoted']]),
+        ],
+        body: `${base64Lines(gz)}\r\n`,
+      },
+    ],
+    { preamble: 'This is a multipart message in MIME format.', tag: 'tlsrpt' },
+  );
+  headers.push(
+    mimeField('Content-Type', 'multipart/report', [
+      ['report-type', 'tlsrpt', 'quoted'],
+      ['boundary', mime.boundary],
+    ]),
+  );
+  const raw = Buffer.concat([Buffer.from(`${headers.join('\r\n')}\r\n\r\n`, 'utf8'), mime.body]);
   return { mailFrom: opts.from, recipients: [...opts.to], raw };
 }
 
@@ -208,153 +179,65 @@ export function buildReportMail(report: TlsRptReport, opts: BuildReportMailOptio
 export interface PostReportOptions {
   /** Trust anchors (PEM) replacing the default CA bundle (tests, private PKI). */
   ca?: string[];
-  /** Whole request deadline (default 30000 ms). */
+  /** Whole request deadline, DNS included (default 30000 ms). */
   timeoutMs?: number;
-  /** Name resolution (default node:dns lookup). */
-  lookup?: LookupFunction;
+  /**
+   * Resolves the rua host; only the addresses it returns (and that pass the check below) are
+   * connected to. Default: the system resolver.
+   */
+  dns?: Pick<DnsClient, 'addresses'>;
   /** Connect to this port instead of the URL's (tests). */
   port?: number;
   /**
-   * rua URIs come from the policy domain's DNS: by default a URI resolving to a loopback,
-   * private, link-local or otherwise non-public address is refused, so a hostile record cannot
-   * make the gateway POST into its own network. Tests on loopback set this.
+   * INSECURE: rua URIs come from the policy domain's DNS, so by default a URI resolving to a
+   * loopback, private, link-local or otherwise non-public address is refused (a hostile record
+   * must not make the gateway POST into its own network). Tests on loopback set this.
    */
   allowPrivateAddresses?: boolean;
 }
 
 export type TlsRptPostResult = { ok: true; status: number } | { ok: false; status?: number; reason: string };
 
-const NON_PUBLIC = new BlockList();
-for (const [net, bits] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const)
-  NON_PUBLIC.addSubnet(net, bits, 'ipv4');
-for (const [net, bits] of [
-  ['::', 128],
-  ['::1', 128],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-] as const)
-  NON_PUBLIC.addSubnet(net, bits, 'ipv6');
-
-/** True for addresses a report must never be POSTed to by default (see allowPrivateAddresses). */
+/** True for addresses a report must never be POSTed to by default (see allowPrivateAddresses; net/address.ts). */
 export function isNonPublicAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped?.[1]) return NON_PUBLIC.check(mapped[1], 'ipv4');
-  const family = isIP(address);
-  if (family === 0) return true;
-  return NON_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  return !isPublicAddress(address);
 }
 
-function guardedLookup(base: LookupFunction): LookupFunction {
-  return ((hostname: string, options: object, callback: (...args: unknown[]) => void) => {
-    (base as (h: string, o: object, cb: (...args: unknown[]) => void) => void)(
-      hostname,
-      options,
-      (err: unknown, address: unknown, family: unknown) => {
-        if (err) return callback(err, address, family);
-        const list: string[] = Array.isArray(address)
-          ? (address as Array<{ address: string }>).map((a) => a.address)
-          : [String(address)];
-        const bad = list.find((a) => isNonPublicAddress(a));
-        if (bad !== undefined) {
-          const e = Object.assign(new Error(`${hostname} resolves to the non-public address ${bad}`), {
-            code: 'ENONPUBLIC',
-          });
-          return callback(e, address, family);
-        }
-        callback(null, address, family);
-      },
-    );
-  }) as unknown as LookupFunction;
-}
+let systemDns: Pick<DnsClient, 'addresses'> | undefined;
 
 /**
  * POST a gzip report to an https rua (RFC 8460 §5.4, media type application/tlsrpt+gzip per
- * §6.4). Success is a 2xx answer; redirects are not followed and count as failure, like every
- * other status. Never throws: failures come back as `{ ok: false, reason }`.
+ * §6.4) through net/https.ts. Success is a 2xx answer; redirects are not followed and count as
+ * failure, like every other status; the answer's body is not read (only the status matters).
+ * Never throws: failures come back as `{ ok: false, reason }`.
  */
-export function postReport(url: string, gz: Buffer, opts: PostReportOptions = {}): Promise<TlsRptPostResult> {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return Promise.resolve({ ok: false, reason: 'not a URL' });
-  }
-  if (u.protocol !== 'https:') return Promise.resolve({ ok: false, reason: 'not an https: URL' });
-  if (u.username !== '' || u.password !== '') {
-    return Promise.resolve({ ok: false, reason: 'credentials in the URL are refused' });
-  }
-  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(host) !== 0 && !opts.allowPrivateAddresses && isNonPublicAddress(host)) {
-    return Promise.resolve({ ok: false, reason: `non-public address ${host} refused` });
-  }
+export async function postReport(url: string, gz: Buffer, opts: PostReportOptions = {}): Promise<TlsRptPostResult> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const baseLookup = opts.lookup ?? dnsLookup;
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (r: TlsRptPostResult): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(r);
-    };
-    const req = request({
-      method: 'POST',
-      host,
-      port: opts.port ?? (u.port === '' ? 443 : Number(u.port)),
-      path: `${u.pathname}${u.search}`,
-      headers: {
-        host: u.host,
-        'content-type': 'application/tlsrpt+gzip',
-        'content-length': String(gz.length),
-        'user-agent': 'postern-tlsrpt',
-      },
-      ...(opts.ca ? { ca: opts.ca } : {}),
-      lookup: opts.allowPrivateAddresses ? baseLookup : guardedLookup(baseLookup),
-      agent: false,
-      minVersion: 'TLSv1.2',
-    });
-    const timer = setTimeout(() => {
-      req.destroy();
-      finish({ ok: false, reason: `timed out after ${timeoutMs} ms` });
-    }, timeoutMs);
-    req.on('response', (res) => {
-      const status = res.statusCode ?? 0;
-      // The body is not needed (§5.4: only the status matters); drain a little, then hang up.
-      let seen = 0;
-      res.on('data', (chunk: Buffer) => {
-        seen += chunk.length;
-        if (seen > 65_536) res.destroy();
-      });
-      res.on('error', () => undefined);
-      res.on('close', () => req.destroy());
-      if (status >= 200 && status < 300) finish({ ok: true, status });
-      else if (status >= 300 && status < 400)
-        finish({ ok: false, status, reason: `HTTP ${status} redirect (not followed)` });
-      else finish({ ok: false, status, reason: `HTTP ${status}` });
-    });
-    req.on('error', (e) => finish({ ok: false, reason: e.message }));
-    req.end(gz);
+  const r = await httpsRequest(url, {
+    method: 'POST',
+    dns: opts.dns ?? (systemDns ??= createDnsClient({})),
+    body: gz,
+    headers: { 'content-type': 'application/tlsrpt+gzip', 'user-agent': 'postern-tlsrpt' },
+    ...(opts.ca ? { ca: opts.ca } : {}),
+    timeoutMs,
+    maxBodyBytes: 65_536,
+    ...(opts.port === undefined ? {} : { port: opts.port }),
+    ...(opts.allowPrivateAddresses === true ? { allowPrivateAddresses: true } : {}),
+    readBody: () => false,
   });
+  if (!r.ok) return { ok: false, reason: r.kind === 'timeout' ? `timed out after ${timeoutMs} ms` : r.reason };
+  const status = r.status;
+  if (status >= 200 && status < 300) return { ok: true, status };
+  if (status >= 300 && status < 400) return { ok: false, status, reason: `HTTP ${status} redirect (not followed)` };
+  return { ok: false, status, reason: `HTTP ${status}` };
 }
 
 // ---- the daily job -----------------------------------------------------------------------------
 
 export interface SendDueReportsDeps {
   store: TlsRptStore;
-  dns: Pick<DnsClient, 'txt'>;
+  /** TXT for the record; `addresses`, when present, also resolves https rua hosts (see PostReportOptions.dns). */
+  dns: Pick<DnsClient, 'txt'> & Partial<Pick<DnsClient, 'addresses'>>;
   /** Hand a report mail to the gateway's queue (mailto: rua). */
   enqueue(mail: TlsRptMail): Promise<void>;
   /** Defaults to {@link postReport}. */
@@ -497,10 +380,16 @@ async function sendOne(deps: SendDueReportsDeps, due: TlsRptDue): Promise<'sent'
   if (https.length > 0) {
     const gz = gzipReport(report);
     const post = deps.post ?? postReport;
+    // The rua host is resolved by the same DNS client as the record, unless the options say otherwise.
+    const addresses = deps.dns.addresses?.bind(deps.dns);
+    const postOptions: PostReportOptions = {
+      ...(addresses === undefined ? {} : { dns: { addresses } }),
+      ...(deps.postOptions ?? {}),
+    };
     for (const uri of https) {
       let r: TlsRptPostResult;
       try {
-        r = await post(uri, gz, deps.postOptions ?? {});
+        r = await post(uri, gz, postOptions);
       } catch (e) {
         r = { ok: false, reason: errText(e) };
       }

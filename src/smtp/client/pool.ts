@@ -7,6 +7,14 @@
  */
 import type { SmtpClient } from './session.ts';
 
+/** What the pool needs of a connection (SmtpClient, or a test's fake). */
+export interface PooledClient {
+  readonly usable: boolean;
+  readonly transactions: number;
+  quit(): Promise<void>;
+  close(): void;
+}
+
 export interface ConnectionPoolOptions {
   /** Concurrent sessions per destination (Postfix default_destination_concurrency_limit: 20). */
   maxPerDestination?: number;
@@ -16,8 +24,8 @@ export interface ConnectionPoolOptions {
   maxTransactions?: number;
 }
 
-interface Idle<T> {
-  client: SmtpClient;
+interface Idle<T, C> {
+  client: C;
   meta: T;
   timer: NodeJS.Timeout;
 }
@@ -27,11 +35,11 @@ interface Slots {
   waiters: Array<() => void>;
 }
 
-export class ConnectionPool<T = unknown> {
+export class ConnectionPool<T = unknown, C extends PooledClient = SmtpClient> {
   readonly maxPerDestination: number;
   readonly idleMs: number;
   readonly maxTransactions: number;
-  readonly #idle = new Map<string, Idle<T>[]>();
+  readonly #idle = new Map<string, Idle<T, C>[]>();
   readonly #slots = new Map<string, Slots>();
   #closed = false;
   /** Sessions taken from the cache (for tests and metrics). */
@@ -69,10 +77,10 @@ export class ConnectionPool<T = unknown> {
   }
 
   /** Take an idle session for `key`, if one is cached and still connected. */
-  take(key: string): { client: SmtpClient; meta: T } | null {
+  take(key: string): { client: C; meta: T } | null {
     const list = this.#idle.get(key);
     while (list !== undefined && list.length > 0) {
-      const e = list.pop() as Idle<T>;
+      const e = list.pop() as Idle<T, C>;
       clearTimeout(e.timer);
       if (list.length === 0) this.#idle.delete(key);
       if (e.client.usable) {
@@ -85,14 +93,14 @@ export class ConnectionPool<T = unknown> {
   }
 
   /** Return a session after a transaction; it is kept for `idleMs`, then QUIT. */
-  put(key: string, client: SmtpClient, meta: T): void {
+  put(key: string, client: C, meta: T): void {
     const retire = this.maxTransactions > 0 && client.transactions >= this.maxTransactions;
     if (this.#closed || !client.usable || this.idleMs <= 0 || retire) {
       void client.quit();
       return;
     }
     const list = this.#idle.get(key) ?? [];
-    const entry: Idle<T> = {
+    const entry: Idle<T, C> = {
       client,
       meta,
       timer: setTimeout(() => {

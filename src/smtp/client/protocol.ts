@@ -4,6 +4,7 @@
  * No sockets here, so each rule is unit-testable.
  */
 import type { EnvelopeRecipient, Envelope } from '../../core/envelope.ts';
+import { enhancedOf } from '../protocol/reply-class.ts';
 import { SmtpClientError } from './errors.ts';
 
 /** EHLO keywords (upper case) → their parameters (may be ''). */
@@ -215,6 +216,5 @@ export function encodeData(message: Buffer): { data: Buffer; fixedLineEnds: numb
 
 /** Enhanced status code at the start of a reply text (RFC 3463), or null. */
 export function enhancedCode(text: string): string | null {
-  const m = /^([245]\.\d{1,3}\.\d{1,3})(?:\s|$)/.exec(text);
-  return m?.[1] ?? null;
+  return enhancedOf(text);
 }

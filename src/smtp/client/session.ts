@@ -21,6 +21,7 @@ import type { SmtpReply } from '../../tls/starttls/dialects.ts';
 import { LineReader, StartTlsError, escapeLine } from '../../tls/starttls/reader.ts';
 import type { TranscriptLine } from '../../tls/starttls/reader.ts';
 import type { EnvelopeRecipient } from '../../core/envelope.ts';
+import { isCompletion, replyClass } from '../protocol/reply-class.ts';
 import { SmtpClientError } from './errors.ts';
 import type { SmtpStage } from './errors.ts';
 import { encodeData, enhancedCode, parseEhlo, transactionCommands } from './protocol.ts';
@@ -122,9 +123,12 @@ function info(r: SmtpReply): ReplyInfo {
   return { code: r.code, enhanced: enhancedCode(text), text: `${r.code} ${text}`.trimEnd() };
 }
 
-function classOf(code: number): 2 | 3 | 4 | 5 {
-  const c = Math.floor(code / 100);
-  return c === 2 || c === 3 || c === 4 ? c : 5;
+/**
+ * A reply that is not a completion is temporary unless its code says permanent: one rule for the
+ * client, delivery and the queue (src/smtp/protocol/reply-class.ts, RFC 5321 §4.2.1).
+ */
+function temporaryReply(code: number): boolean {
+  return replyClass(code) !== 'permanent';
 }
 
 /** Map engine/reader errors (timeouts, closes, malformed replies) to SmtpClientError; all temporary. */
@@ -281,6 +285,13 @@ export class SmtpClient {
   offersStartTls(): boolean {
     return this.#ext.has('STARTTLS');
   }
+  /**
+   * The server advertised DSN (RFC 3461) in its current EHLO reply, so NOTIFY/ORCPT/RET/ENVID
+   * were passed on with the transaction (protocol.ts rcptParams): RFC 3461 §6.2.
+   */
+  get dsn(): boolean {
+    return this.#ext.has('DSN');
+  }
 
   #watch(s: Socket | TLSSocket): void {
     // Keep late resets from becoming unhandled errors; mark the connection dead.
@@ -362,7 +373,7 @@ export class SmtpClient {
           this.#esmtp = true;
           return;
         }
-        if (classOf(e.code) !== 5) throw this.#replyError('ehlo', e, 'EHLO');
+        if (replyClass(e.code) !== 'permanent') throw this.#replyError('ehlo', e, 'EHLO');
         r.write(`HELO ${this.heloName}\r\n`);
         const h = await smtpReply(r, this.#step(t));
         if (h.code !== 250) throw this.#replyError('ehlo', h, 'HELO');
@@ -377,7 +388,7 @@ export class SmtpClient {
     const i = info(r);
     return new SmtpClientError('smtp-reply', `${this.host} answered ${what} with ${i.text}`, {
       stage,
-      temporary: classOf(r.code) !== 5,
+      temporary: temporaryReply(r.code),
       smtpCode: r.code,
       enhanced: i.enhanced,
       reply: i.text,
@@ -508,7 +519,7 @@ export class SmtpClient {
         } else {
           r.write(cmds.mail);
           mail = info(await smtpReply(r, this.#step(t.mailMs)));
-          if (classOf(mail.code) !== 2) {
+          if (!isCompletion(mail.code)) {
             return {
               mail,
               recipients: tx.recipients.map((rc) => this.#rcptResult(rc.address, mail, mail)),
@@ -533,7 +544,7 @@ export class SmtpClient {
         if (dataReply.code !== 354) {
           // DATA refused: every recipient accepted so far gets this reply (RFC 5321 §4.1.1.4).
           for (const x of accepted)
-            Object.assign(x, { ok: false, temporary: classOf(dr.code) !== 5, reply: dr, stage: 'data' });
+            Object.assign(x, { ok: false, temporary: temporaryReply(dr.code), reply: dr, stage: 'data' });
           return { mail, recipients: results, data: dr, pipelined, fixedLineEnds };
         }
         if (accepted.length === 0) {
@@ -546,9 +557,9 @@ export class SmtpClient {
         this.#socket.write(data);
         this.transcript.push({ dir: 'C', line: `[message: ${data.length} bytes]` });
         const end = info(await smtpReply(r, this.#step(t.dataEndMs)));
-        const ok = classOf(end.code) === 2;
+        const ok = isCompletion(end.code);
         for (const x of accepted)
-          Object.assign(x, { ok, temporary: !ok && classOf(end.code) !== 5, reply: end, stage: 'data' });
+          Object.assign(x, { ok, temporary: !ok && temporaryReply(end.code), reply: end, stage: 'data' });
         return { mail, recipients: results, data: end, pipelined, fixedLineEnds };
       },
       true,
@@ -556,11 +567,11 @@ export class SmtpClient {
   }
 
   #rcptResult(address: string, mail: ReplyInfo, rcpt: ReplyInfo): RecipientResult {
-    if (classOf(mail.code) !== 2)
-      return { address, ok: false, temporary: classOf(mail.code) !== 5, reply: mail, stage: 'mail' };
-    const ok = classOf(rcpt.code) === 2;
+    if (!isCompletion(mail.code))
+      return { address, ok: false, temporary: temporaryReply(mail.code), reply: mail, stage: 'mail' };
+    const ok = isCompletion(rcpt.code);
     // "ok" here means accepted at RCPT; DATA decides delivery.
-    return { address, ok, temporary: !ok && classOf(rcpt.code) !== 5, reply: rcpt, stage: 'rcpt' };
+    return { address, ok, temporary: !ok && temporaryReply(rcpt.code), reply: rcpt, stage: 'rcpt' };
   }
 
   /** RSET (RFC 5321 §4.1.1.5); also a liveness check before reusing a cached connection. */

@@ -153,6 +153,10 @@ export function parseRcptParams(params: string[]): { ok: RcptParams } | { error:
       const type = value.slice(0, semi);
       const addr = decodeXtext(value.slice(semi + 1));
       if (!/^[A-Za-z0-9-]+$/.test(type) || addr === null || addr === '') return { error: badParam('bad ORCPT value') };
+      // xtext can encode any octet: a decoded CR/LF (or any control character) would end up in the
+      // DSN's Original-Recipient field (RFC 3461 §6.3), a header injection, so refuse it.
+      // eslint-disable-next-line no-control-regex -- matching control characters is the point
+      if (/[\x00-\x1f\x7f]/.test(addr)) return { error: badParam('control character in ORCPT') };
       r.orcpt = `${type};${addr}`;
     } else {
       return { error: unknownParam(name) };

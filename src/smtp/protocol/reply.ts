@@ -18,12 +18,14 @@ export interface ReplyError {
 }
 
 // Reply text must never carry CR or LF (a peer-supplied string echoed into a reply must not be able
-// to start a new reply line) nor other control characters.
+// to start a new reply line) nor other control characters. It is also ASCII only: RFC 5321 §4.2
+// textstring is %d9 / %d32-126 (RFC 6531 §3.7.4.2 allows UTF-8 only for SMTPUTF8 sessions, and
+// postern's own texts never need it); anything else, e.g. an echoed address, becomes '?'.
 function clean(text: string): string {
   let out = '';
   for (const ch of text) {
     const c = ch.charCodeAt(0);
-    out += c < 0x20 || c === 0x7f ? ' ' : ch;
+    out += c < 0x20 || c === 0x7f ? ' ' : c > 0x7e ? '?' : ch;
   }
   return out;
 }
@@ -36,6 +38,8 @@ export function formatReply(code: number, enhanced: string | null, text: string 
   if (!Number.isInteger(code) || code < 200 || code > 599) throw new RangeError(`bad SMTP reply code ${code}`);
   const lines = (Array.isArray(text) ? text : [text]).map(clean);
   if (lines.length === 0) lines.push('');
+  if (enhanced !== null && !/^[245]\.\d{1,3}\.\d{1,3}$/.test(enhanced))
+    throw new RangeError(`bad enhanced status code ${enhanced}`);
   const prefix = enhanced === null ? '' : `${enhanced} `;
   return lines.map((l, i) => `${code}${i === lines.length - 1 ? ' ' : '-'}${prefix}${l}\r\n`).join('');
 }

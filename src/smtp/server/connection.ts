@@ -6,12 +6,19 @@
  * command order), so a slow hook simply holds back the following commands. Only CRLF ends a
  * command line. On STARTTLS the plaintext reader is detached and whatever was buffered after the
  * STARTTLS line is thrown away before the handshake starts (RFC 3207 §4.2, CVE-2011-0411).
+ *
+ * Output is bounded too: once the socket's user-space write buffer reaches its high-water mark
+ * (write() returned false, `writableNeedDrain`; 64 KiB in node 22+), no further command is read
+ * or processed until the client has taken the replies ('drain'). This is what Postfix gets by
+ * writing synchronously; without it a client that pipelines commands and never reads makes the
+ * server queue every reply (5 MB of HELP became 75 MB). A client that never drains meets the
+ * command timeout.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { EventSink } from '../../core/events.ts';
+import type { EventSink, SmtpdEvent } from '../../core/events.ts';
 import type { ArrivalInfo, Envelope, EnvelopeRecipient } from '../../core/envelope.ts';
 import { hasControl, MAX_AUTH_LINE, parseCommand, splitPathAndParams } from '../protocol/command.ts';
 import { parseMailParams, parseRcptParams, type MailParams } from '../protocol/params.ts';
@@ -20,7 +27,16 @@ import { DataReader } from './data.ts';
 import { receivedHeader } from './received.ts';
 import { decodeBase64Strict, parsePlain, utf8Strict } from './sasl.ts';
 import { describeTls } from './tls-info.ts';
-import type { HookReply, ListenerSpec, SessionInfo, SmtpLimits, SmtpServerHooks, SmtpServerStats } from './types.ts';
+import type {
+  HookReply,
+  RecipientReply,
+  ListenerSpec,
+  SessionInfo,
+  SmtpLimits,
+  SmtpServerHooks,
+  SmtpServerStats,
+  SmtpTimers,
+} from './types.ts';
 
 export interface ConnectionDeps {
   hostname: string;
@@ -31,12 +47,21 @@ export interface ConnectionDeps {
   /** Typed events (src/core/events.ts). */
   events: EventSink;
   stats: SmtpServerStats;
+  timers: SmtpTimers;
+  /** Is this session's slot pool under stress (short timeouts, Postfix smtpd_timeout)? */
+  underStress(): boolean;
   /**
    * Start the server side of a TLS handshake on `raw` (done by a node tls.Server so that client
    * certificates are verified by node itself); exactly one of the callbacks is called.
    */
   upgrade(raw: Socket, on: { secure(t: TLSSocket): void; error(err: Error): void }): void;
 }
+
+/** Omit over each member of a union (so the event variants keep their own fields). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** The events that belong to one session (the others are the server's). */
+type SessionEvent = Extract<SmtpdEvent, { session: string }>;
 
 type Mode = 'handshake' | 'command' | 'sasl' | 'data' | 'closed';
 type Mechanism = 'PLAIN' | 'LOGIN' | 'EXTERNAL';
@@ -52,6 +77,15 @@ const CRLF = Buffer.from('\r\n');
 const TOO_LONG = Symbol('too-long');
 /** Input buffered while a command is being handled before the socket is paused. */
 const HIGH_WATER = 64 * 1024;
+/** Commands that do no work (Postfix smtpd_junk_command_limit counts NOOP, VRFY, ETRN, RSET). */
+const JUNK_VERBS = new Set(['NOOP', 'RSET', 'VRFY', 'HELP']);
+/**
+ * While the slot pool is under stress, the junk and error limits drop to Postfix's stress values
+ * (smtpd_junk_command_limit = ${stress?1}..., smtpd_hard_error_limit = ${stress?1}...): a session
+ * that does no work, or fails, gives its slot back at once.
+ */
+const STRESS_JUNK_LIMIT = 1;
+const STRESS_ERROR_LIMIT = 1;
 /** HTTP verbs: a browser or proxy talking to us (cross-protocol attack); Postfix drops these too. */
 const HTTP_VERBS = new Set(['GET', 'POST', 'HEAD', 'PUT', 'CONNECT', 'OPTIONS']);
 /** A Received header id: session id + transaction counter; base32-ish, never confusable. */
@@ -59,10 +93,6 @@ const ID_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ0123456789';
 
 function newId(): string {
   return Array.from(randomBytes(12), (b) => ID_ALPHABET[b % ID_ALPHABET.length]).join('');
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** RFC 5321 §4.1.1.1: a domain or address literal; we only refuse empty, spaced or control text. */
@@ -85,9 +115,16 @@ export class SmtpConnection {
   private pending: Buffer = EMPTY;
   private discarding = false;
   private busy = false;
-  private timer: NodeJS.Timeout | null = null;
-  private dataDeadline: NodeJS.Timeout | null = null;
+  /** Cancels the pending idle timer (command, DATA chunk or handshake). */
+  private timer: (() => void) | null = null;
+  /** Cancels the overall DATA deadline. */
+  private dataDeadline: (() => void) | null = null;
+  /** The idle timer was armed with the short timeout of a pool under stress. */
+  private timerStressed = false;
+  /** Waiting for 'drain' before reading more commands (see outputBlocked). */
+  private stalled = false;
   private errors = 0;
+  private junk = 0;
   private txCount = 0;
   private shuttingDown = false;
   private resolveDone: () => void = () => undefined;
@@ -101,6 +138,8 @@ export class SmtpConnection {
   private authUser: string | null = null;
   private tx: Transaction | null = null;
   private sasl: { mech: Mechanism; user: string | null } | null = null;
+  /** The mechanism of the last AUTH command (for the auth-failure event, after `sasl` is reset). */
+  private authMechanism: Mechanism | '' = '';
   private data: DataReader | null = null;
 
   private readonly handlers: ReadonlyMap<string, (args: string) => Promise<void> | void>;
@@ -189,10 +228,34 @@ export class SmtpConnection {
 
   private onData(chunk: Buffer): void {
     if (this.mode === 'closed' || this.mode === 'handshake') return;
+    this.d.stats.bytesReceived += chunk.length;
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.pending.length > this.d.stats.inputBufferedPeak) this.d.stats.inputBufferedPeak = this.pending.length;
     if (this.mode === 'data') this.armDataTimer();
     if (this.pending.length > HIGH_WATER && this.mode !== 'data') this.socket.pause();
     void this.drain();
+  }
+
+  /** Replies not yet taken by the client fill the write buffer: stop reading until 'drain'. */
+  private outputBlocked(): boolean {
+    // writableNeedDrain, not a length of our own: 'drain' is only emitted after write() said false.
+    if (!this.socket.writableNeedDrain) return false;
+    if (!this.stalled) {
+      this.stalled = true;
+      this.d.stats.outputStalls++;
+      this.emit({ event: 'smtpd.output-stall', buffered: this.socket.writableLength });
+      const socket = this.socket;
+      socket.pause();
+      socket.once('drain', () => {
+        this.stalled = false;
+        if (this.mode === 'closed' || socket !== this.socket) return;
+        socket.resume();
+        void this.drain();
+      });
+    }
+    // The client must read within the command timeout, like any idle client.
+    this.armCommandTimer();
+    return true;
   }
 
   /** Process buffered input in order, one command (or one DATA transfer) at a time. */
@@ -201,6 +264,7 @@ export class SmtpConnection {
     this.busy = true;
     try {
       while (this.mode === 'command' || this.mode === 'sasl' || this.mode === 'data') {
+        if (this.mode !== 'data' && this.outputBlocked()) break;
         if (this.mode === 'data') {
           const reader = this.data;
           if (reader === null || this.pending.length === 0) break;
@@ -221,6 +285,7 @@ export class SmtpConnection {
           // RFC 4954 §6 names 500 5.5.6 for an over-long AUTH exchange line.
           const inSasl = this.mode === 'sasl';
           if (inSasl) this.endSasl();
+          this.emit({ event: 'smtpd.limit', limit: 'command-line' });
           await this.fail({ code: 500, enhanced: inSasl ? '5.5.6' : '5.5.2', message: 'Error: line too long' });
         } else if (this.mode === 'sasl') {
           await this.onSaslLine(line);
@@ -236,7 +301,8 @@ export class SmtpConnection {
     } finally {
       this.busy = false;
     }
-    if (this.mode !== 'closed' && this.socket.isPaused() && this.pending.length < HIGH_WATER) this.socket.resume();
+    if (this.mode !== 'closed' && !this.stalled && this.socket.isPaused() && this.pending.length < HIGH_WATER)
+      this.socket.resume();
   }
 
   /** Next CRLF-terminated line, TOO_LONG after an over-long one was skipped, or null. */
@@ -260,11 +326,21 @@ export class SmtpConnection {
   }
 
   private async onCommand(line: Buffer): Promise<void> {
+    this.d.stats.commands++;
     const cmd = parseCommand(line);
     if ('error' in cmd) return this.fail(cmd.error);
     if (HTTP_VERBS.has(cmd.verb)) {
-      this.log.warn({ verb: cmd.verb }, 'HTTP request on SMTP port');
+      this.emit({ event: 'smtpd.http-request', verb: cmd.verb });
       return this.closeWith(421, '4.7.0', `${this.d.hostname} Error: not an HTTP server`);
+    }
+    const junkLimit = this.d.underStress()
+      ? Math.min(STRESS_JUNK_LIMIT, this.d.limits.junkCommandLimit)
+      : this.d.limits.junkCommandLimit;
+    if (JUNK_VERBS.has(cmd.verb) && ++this.junk > junkLimit) {
+      // A session kept alive by NOOPs (or harvesting with VRFY) holds a slot for ever otherwise.
+      this.d.stats.junkLimitHits++;
+      this.emit({ event: 'smtpd.limit', limit: 'junk-commands', detail: cmd.verb });
+      return this.closeWith(421, '4.7.0', `${this.d.hostname} Error: too many ${cmd.verb} commands`);
     }
     const handler = this.handlers.get(cmd.verb);
     if (handler === undefined)
@@ -275,7 +351,20 @@ export class SmtpConnection {
   // ---------------------------------------------------------------- replies
 
   private write(s: string): void {
-    if (this.mode !== 'closed' && this.socket.writable) this.socket.write(s);
+    if (this.mode !== 'closed' && this.socket.writable) {
+      this.socket.write(s);
+      const n = this.socket.writableLength;
+      if (n > this.d.stats.outputBufferedPeak) this.d.stats.outputBufferedPeak = n;
+    }
+  }
+
+  /** A typed event about this session (src/core/events.ts). */
+  private emit(e: DistributiveOmit<SessionEvent, 'session' | 'client'>): void {
+    this.d.events.emit({ ...e, session: this.id, client: this.clientAddress });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.d.timers.after(ms, r));
   }
 
   private ok(code: number, enhanced: string, text: string | string[]): void {
@@ -291,11 +380,15 @@ export class SmtpConnection {
     const penalize = o.penalize !== false;
     if (penalize) {
       this.errors++;
-      if (this.d.limits.errorDelayMs > 0) await sleep(this.d.limits.errorDelayMs);
+      if (this.d.limits.errorDelayMs > 0) await this.sleep(this.d.limits.errorDelayMs);
     }
     if (this.mode === 'closed') return;
     this.write(formatReply(e.code, e.enhanced, e.message));
-    if (penalize && this.errors >= this.d.limits.maxErrors) {
+    const maxErrors = this.d.underStress()
+      ? Math.min(STRESS_ERROR_LIMIT, this.d.limits.maxErrors)
+      : this.d.limits.maxErrors;
+    if (penalize && this.errors >= maxErrors) {
+      this.emit({ event: 'smtpd.limit', limit: 'errors', detail: String(this.errors) });
       this.closeWith(421, '4.7.0', `${this.d.hostname} Error: too many errors`);
     }
   }
@@ -307,7 +400,8 @@ export class SmtpConnection {
     this.clearTimers();
     this.socket.end();
     // A client that never reads must not keep the socket (and its buffers) alive.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    const socket = this.socket;
+    this.d.timers.after(2000, () => socket.destroy());
   }
 
   private quit(): void {
@@ -324,29 +418,52 @@ export class SmtpConnection {
 
   // ---------------------------------------------------------------- timers
 
+  /** An idle timeout: the short stress timeout while the slot pool is under stress. */
+  private idleTimeout(normal: number): number {
+    this.timerStressed = this.d.underStress() && this.d.limits.stressTimeoutMs < normal;
+    return this.timerStressed ? this.d.limits.stressTimeoutMs : normal;
+  }
+
   /** Waiting for a command: partial lines do not reset this timer (bounds slowloris clients). */
   private armCommandTimer(): void {
     if (this.timer !== null) return;
-    this.timer = setTimeout(() => this.timeout('command'), this.d.limits.commandTimeoutMs);
+    const ms = this.idleTimeout(this.d.limits.commandTimeoutMs);
+    this.timer = this.d.timers.after(ms, () => this.timeout('command'));
   }
 
-  /** In DATA: idle timeout per chunk, plus a deadline for the whole transfer. */
+  /** In DATA: idle timeout per chunk, plus a deadline for the whole transfer (dataDeadlineMs). */
   private armDataTimer(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.timeout('data'), this.d.limits.dataTimeoutMs);
-    this.dataDeadline ??= setTimeout(() => this.timeout('data'), this.d.limits.dataTimeoutMs * 10);
+    this.timer?.();
+    const ms = this.idleTimeout(this.d.limits.dataTimeoutMs);
+    this.timer = this.d.timers.after(ms, () => this.timeout('data'));
+    this.dataDeadline ??= this.d.timers.after(this.d.limits.dataDeadlineMs, () => {
+      this.emit({ event: 'smtpd.limit', limit: 'data-deadline', detail: `${this.d.limits.dataDeadlineMs} ms` });
+      this.timeout('data');
+    });
+  }
+
+  /**
+   * The slot pool just came under stress: an idle session waiting for a command with the normal
+   * timeout gets the short one from now on (otherwise the sessions that filled the pool keep their
+   * 5 minutes).
+   */
+  onStress(): void {
+    if (this.mode !== 'command' || this.busy || this.timer === null || this.timerStressed) return;
+    this.timer();
+    this.timer = null;
+    this.armCommandTimer();
   }
 
   private clearTimers(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    if (this.dataDeadline !== null) clearTimeout(this.dataDeadline);
+    this.timer?.();
+    this.dataDeadline?.();
     this.timer = null;
     this.dataDeadline = null;
   }
 
   private timeout(what: 'command' | 'data' | 'handshake'): void {
     this.d.stats.timeouts++;
-    this.log.info({ what }, 'timeout');
+    this.emit({ event: 'smtpd.timeout', phase: what, stressed: this.timerStressed });
     if (what === 'handshake') return this.destroy();
     // A hook still running (busy) holds the session; the timer only fires while waiting for the client.
     this.closeWith(421, '4.4.2', `${this.d.hostname} Error: timeout exceeded`);
@@ -364,7 +481,7 @@ export class SmtpConnection {
     // inside TLS. Detach the parser and drop the buffer before the handshake starts.
     if (this.pending.length > 0) {
       this.d.stats.starttlsInjections++;
-      this.log.warn({ bytes: this.pending.length }, 'discarded plaintext pipelined after STARTTLS');
+      this.emit({ event: 'smtpd.starttls-injection', bytes: this.pending.length });
     }
     this.pending = EMPTY;
     this.discarding = false;
@@ -375,7 +492,7 @@ export class SmtpConnection {
 
   private startTls(): void {
     this.mode = 'handshake';
-    this.timer = setTimeout(() => this.timeout('handshake'), this.d.limits.commandTimeoutMs);
+    this.timer = this.d.timers.after(this.idleTimeout(this.d.limits.commandTimeoutMs), () => this.timeout('handshake'));
     this.d.upgrade(this.raw, {
       error: (err) => {
         // Per-socket TLS errors (garbage handshakes included) end this session only.
@@ -390,9 +507,16 @@ export class SmtpConnection {
   private onSecure(tls: TLSSocket): void {
     this.clearTimers();
     this.socket = tls;
+    // Client-initiated renegotiation (RFC 5746 §4.4 allows refusing it): every renegotiation costs
+    // the server a full handshake, a cheap CPU exhaustion; node would allow 3 per 10 minutes. With
+    // this, the next ClientHello on the session is an error and the session ends.
+    tls.disableRenegotiation();
     tls.once('close', () => this.onClosed());
-    tls.on('error', (err: Error) => {
-      this.log.debug({ err: err.message }, 'TLS error');
+    tls.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') {
+        this.d.stats.renegotiationsRefused++;
+        this.emit({ event: 'smtpd.renegotiation-refused' });
+      } else this.log.debug({ err: err.message }, 'TLS error');
       this.destroy();
     });
     if (this.mode === 'closed') return this.destroy();
@@ -483,6 +607,7 @@ export class SmtpConnection {
     if (mech === undefined)
       return this.fail({ code: 504, enhanced: '5.5.4', message: 'Unrecognized authentication type' });
     this.sasl = { mech, user: null };
+    this.authMechanism = mech;
     // RFC 4954 §4: "=" is an empty initial response.
     if (initial !== undefined) return this.saslResponse(initial === '=' ? '' : initial);
     this.mode = 'sasl';
@@ -541,7 +666,7 @@ export class SmtpConnection {
 
   private async checkPassword(user: string, password: string): Promise<void> {
     this.endSasl();
-    let r: 'ok' | 'bad' | 'rate-limited';
+    let r: Awaited<ReturnType<SmtpServerHooks['authenticate']>>;
     try {
       r = await this.d.hooks.authenticate(user, password, this.info());
     } catch (err) {
@@ -552,6 +677,21 @@ export class SmtpConnection {
     if (r === 'rate-limited') {
       this.d.stats.authFailures++;
       return this.fail({ code: 454, enhanced: '4.7.0', message: 'Temporary authentication failure' });
+    }
+    if (r !== 'bad') {
+      // A failed-login limit: RFC 4954 §6 454 4.7.0 (temporary), saying when it ends, so a user
+      // who mistyped knows how long to wait instead of retrying into a longer lockout.
+      this.d.stats.authFailures++;
+      const clock = r.until.toISOString().slice(11, 19);
+      const s = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+      const m = Math.ceil(s / 60);
+      const wait = s < 60 ? `${s} second${s === 1 ? '' : 's'}` : `${m} minute${m === 1 ? '' : 's'}`;
+      const who = r.scope === 'address' ? 'from your address' : 'for this user';
+      return this.fail({
+        code: 454,
+        enhanced: '4.7.0',
+        message: `Too many failed logins ${who}; try again after ${clock} UTC (in ${wait})`,
+      });
     }
     return this.authFailed(user);
   }
@@ -569,7 +709,14 @@ export class SmtpConnection {
       this.log.error({ err }, 'authenticateExternal hook failed');
       return this.fail({ code: 454, enhanced: '4.7.0', message: 'Temporary authentication failure' });
     }
-    return user === null ? this.authFailed() : this.authOk(user);
+    if (user === null) return this.authFailed();
+    // RFC 4422 Appendix A.1: an authorization identity the server cannot act for must fail the
+    // exchange; postern does no proxy authorization, so only the certificate's own user may be named.
+    if (authzid !== null && authzid !== user) {
+      this.emit({ event: 'smtpd.authzid-mismatch', user });
+      return this.authFailed(user);
+    }
+    return this.authOk(user);
   }
 
   private authOk(user: string): void {
@@ -582,13 +729,13 @@ export class SmtpConnection {
   private authFailed(user?: string): Promise<void> {
     this.endSasl();
     this.d.stats.authFailures++;
-    this.log.info({ user }, 'authentication failed');
+    this.emit({ event: 'smtpd.auth-failure', user: user ?? null, mechanism: this.authMechanism });
     return this.fail({ code: 535, enhanced: '5.7.8', message: 'Authentication credentials invalid' });
   }
 
   // ---------------------------------------------------------------- MAIL / RCPT
 
-  private async runHook(p: Promise<HookReply>, what: string): Promise<HookReply> {
+  private async runHook<R extends HookReply | RecipientReply>(p: Promise<R>, what: string): Promise<R | HookReply> {
     try {
       return await p;
     } catch (err) {
@@ -621,7 +768,7 @@ export class SmtpConnection {
     }
     let address = '';
     if (sp.path !== '<>') {
-      const parsed = this.d.hooks.parsePath(sp.path, { smtputf8: params.smtputf8 });
+      const parsed = this.d.hooks.parsePath(sp.path, { smtputf8: params.smtputf8, kind: 'reverse' });
       if ('error' in parsed) return this.fail(parsed.error);
       address = parsed.address;
     }
@@ -642,15 +789,19 @@ export class SmtpConnection {
     if ('error' in rp) return this.fail(rp.error);
     // RFC 5321 §4.5.3.1.10: 452 for too many recipients; the client sends the rest later.
     if (tx.recipients.length >= this.d.limits.maxRecipients) {
+      this.emit({ event: 'smtpd.limit', limit: 'recipients', detail: String(this.d.limits.maxRecipients) });
       return this.fail({ code: 452, enhanced: '4.5.3', message: 'Error: too many recipients' }, { penalize: false });
     }
-    const parsed = this.d.hooks.parsePath(sp.path, { smtputf8: tx.params.smtputf8 });
+    const parsed = this.d.hooks.parsePath(sp.path, { smtputf8: tx.params.smtputf8, kind: 'forward' });
     if ('error' in parsed) return this.fail(parsed.error);
-    const verdict = await this.runHook(this.d.hooks.checkRecipient(parsed.address, this.info()), 'checkRecipient');
+    const verdict: RecipientReply = await this.runHook(
+      this.d.hooks.checkRecipient(parsed.address, this.info()),
+      'checkRecipient',
+    );
     if (!verdict.ok) return this.fail(verdict);
     if (this.tx !== tx) return; // the session was reset meanwhile (cannot happen in order, but be safe)
-    if (!tx.recipients.some((r) => r.address === parsed.address))
-      tx.recipients.push({ address: parsed.address, dsn: rp.ok });
+    const address = verdict.address ?? parsed.address;
+    if (!tx.recipients.some((r) => r.address === address)) tx.recipients.push({ address, dsn: rp.ok });
     this.ok(250, '2.1.5', 'Ok');
   }
 
@@ -664,7 +815,11 @@ export class SmtpConnection {
     if (tx.recipients.length === 0)
       return this.fail({ code: 554, enhanced: '5.5.1', message: 'Error: no valid recipients' });
     this.write(formatReply(354, null, 'End data with <CR><LF>.<CR><LF>'));
-    this.data = new DataReader({ maxSize: this.d.limits.maxMessageSize, maxLineLength: this.d.limits.maxLineLength });
+    // maxLineLength counts the CRLF (RFC 5321 §4.5.3.1.6); the reader counts text octets only.
+    this.data = new DataReader({
+      maxSize: this.d.limits.maxMessageSize,
+      maxLineLength: this.d.limits.maxLineLength - 2,
+    });
     this.mode = 'data';
     this.armDataTimer();
   }
@@ -683,23 +838,36 @@ export class SmtpConnection {
       // §4.3.2) rather than disconnect like Postfix's 521; nothing is queued either way.
       this.d.stats.bareLineEndings++;
       this.d.stats.messagesRejected++;
-      this.log.warn({ bareLf: r.bareLf, bareCr: r.bareCr }, 'message with bare LF/CR refused');
+      this.emit({ event: r.bareLf ? 'smtpd.bare-lf' : 'smtpd.bare-cr' });
       return this.fail({
         code: 550,
         enhanced: '5.6.0',
-        message: 'Error: bare LF or CR in message, only CRLF line endings are allowed (RFC 5321 §2.3.8)',
+        message: 'Error: bare LF or CR in message, only CRLF line endings are allowed (RFC 5321 section 2.3.8)',
+      });
+    }
+    if (r.nul) {
+      // Refused like bare LF: a next hop that drops NULs would see CRLF "." CRLF where we did not.
+      this.d.stats.nulBytes++;
+      this.d.stats.messagesRejected++;
+      this.emit({ event: 'smtpd.nul' });
+      return this.fail({
+        code: 550,
+        enhanced: '5.6.0',
+        message: 'Error: NUL character in message (RFC 5321 section 4.5.2)',
       });
     }
     if (r.tooBig || r.message === null) {
       this.d.stats.messagesRejected++;
+      this.emit({ event: 'smtpd.limit', limit: 'message-size', detail: String(r.size) });
       return this.fail({ code: 552, enhanced: '5.3.4', message: 'Error: message file too big' });
     }
     if (r.lineTooLong) {
       this.d.stats.messagesRejected++;
+      this.emit({ event: 'smtpd.limit', limit: 'message-line' });
       return this.fail({
         code: 550,
         enhanced: '5.6.0',
-        message: `Error: message line longer than ${this.d.limits.maxLineLength} octets (RFC 5322 §2.1.1)`,
+        message: `Error: message line longer than ${this.d.limits.maxLineLength - 2} octets plus CRLF (RFC 5321 section 4.5.3.1.6)`,
       });
     }
     if (r.eightBit && tx.params.body !== '8BITMIME') this.log.info('8-bit data without BODY=8BITMIME accepted');
@@ -749,6 +917,7 @@ export class SmtpConnection {
     }
     this.d.stats.messagesAccepted++;
     this.d.stats.bytesAccepted += message.length;
+    this.junk = 0; // a session that delivers mail is doing real work
     this.log.info(
       { queueId, localId, size: message.length, from: tx.from, rcpts: tx.recipients.length },
       'message accepted',

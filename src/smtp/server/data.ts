@@ -27,6 +27,11 @@ export interface DataResult {
   bareLf: boolean;
   bareCr: boolean;
   lineTooLong: boolean;
+  /**
+   * A NUL octet: RFC 5321 §4.5.2 / RFC 5322 §2.3 exclude it from text, and a next hop that strips
+   * NULs would read `CRLF NUL . CRLF` as the end of data (smuggling one hop later).
+   */
+  nul: boolean;
   /** Any octet ≥ 0x80 (8-bit content, RFC 6152). */
   eightBit: boolean;
 }
@@ -37,6 +42,8 @@ const DOT = 0x2e;
 
 // States. LINE_START: after CRLF (or right after the DATA command). DOT: "." at line start
 // (held back). DOT_CR: ".\r" at line start. MID: inside a line. CR: a CR inside a line (held).
+/** First buffer of a DATA transfer (most mail is a few KiB; larger messages grow it by doubling). */
+const INITIAL_BUFFER = 4096;
 const LINE_START = 0;
 const DOT_STATE = 1;
 const DOT_CR = 2;
@@ -51,11 +58,13 @@ export class DataReader {
   private size = 0;
   private lineLen = 0;
   private readonly limits: DataLimits;
-  private flags = { tooBig: false, bareLf: false, bareCr: false, lineTooLong: false, eightBit: false };
+  private flags = { tooBig: false, bareLf: false, bareCr: false, lineTooLong: false, nul: false, eightBit: false };
 
   constructor(limits: DataLimits) {
     this.limits = limits;
-    this.buf = Buffer.allocUnsafe(Math.min(64 * 1024, limits.maxSize + 1));
+    // Start small and double: the message is a view of this buffer until it is queued, so a
+    // 64 KiB start held 64 KiB per small message in flight (60 MiB at 1,000 sessions).
+    this.buf = Buffer.allocUnsafe(Math.min(INITIAL_BUFFER, limits.maxSize + 1));
   }
 
   /**
@@ -96,6 +105,7 @@ export class DataReader {
           if (b === CR) this.state = CR_STATE;
           else {
             if (b === LF) this.flags.bareLf = true;
+            else if (b === 0) this.flags.nul = true;
             else if (b >= 0x80) this.flags.eightBit = true;
             this.content(b);
           }

@@ -22,7 +22,48 @@ import { pino } from 'pino';
 import { NetError } from '../../core/errors.ts';
 import { formatReply } from '../protocol/reply.ts';
 import { SmtpConnection } from './connection.ts';
-import type { ListenerSpec, SmtpLimits, SmtpServer, SmtpServerOptions, SmtpServerStats, TlsMaterial } from './types.ts';
+import type {
+  ListenerSpec,
+  SmtpLimits,
+  SmtpServer,
+  SmtpServerOptions,
+  SmtpServerStats,
+  SmtpTimers,
+  TlsMaterial,
+} from './types.ts';
+
+/** node's timers, unref'd so that a pending timeout never keeps the process alive. */
+export const nodeTimers: SmtpTimers = {
+  after(ms, fn) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return () => clearTimeout(t);
+  },
+};
+
+/** Fill the optional limits with their defaults (documented in types.ts). */
+export function withDefaults(l: SmtpLimits): Required<SmtpLimits> {
+  return {
+    errorDelayMs: 1000,
+    maxSubmissionConnections: Math.max(20, Math.floor(l.maxConnections / 4)),
+    junkCommandLimit: 100,
+    dataDeadlineMs: 15 * 60_000,
+    stressTimeoutMs: 10_000,
+    stressThreshold: 80,
+    ...l,
+  };
+}
+
+type PoolName = ListenerSpec['role'];
+
+/** One pool of connection slots (MX or submission), with its per-IP counts and stress state. */
+interface Pool {
+  name: PoolName;
+  max: number;
+  connections: Set<SmtpConnection>;
+  perIp: Map<string, number>;
+  stressed: boolean;
+}
 
 function contextOptions(t: TlsMaterial): SecureContextOptions {
   return { key: t.key, cert: t.cert, ...(t.ca !== undefined ? { ca: t.ca } : {}), minVersion: 'TLSv1.2' };
@@ -85,12 +126,24 @@ function normalizeIp(ip: string | undefined): string {
 
 /** Create the server; nothing listens until `listen()`. */
 export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
-  const limits: Required<SmtpLimits> = { errorDelayMs: 1000, ...opts.limits };
+  const limits = withDefaults(opts.limits);
   const logger = opts.logger ?? pino({ level: 'silent' });
+  const timers = opts.timers ?? nodeTimers;
+  const events = opts.events ?? nullSink;
   const acceptors = new Map(opts.listeners.map((l) => [l, tlsAcceptor(l, opts.tls, limits.commandTimeoutMs)]));
   const servers: Array<{ spec: ListenerSpec; server: Server }> = [];
   const connections = new Set<SmtpConnection>();
-  const perIp = new Map<string, number>();
+  const newPool = (name: PoolName, max: number): Pool => ({
+    name,
+    max,
+    connections: new Set(),
+    perIp: new Map(),
+    stressed: false,
+  });
+  const pools: Record<PoolName, Pool> = {
+    mx: newPool('mx', limits.maxConnections),
+    submission: newPool('submission', limits.maxSubmissionConnections),
+  };
   let closing = false;
   const stats: SmtpServerStats = {
     connections: 0,
@@ -105,46 +158,82 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
     authFailures: 0,
     starttlsInjections: 0,
     bareLineEndings: 0,
+    nulBytes: 0,
+    bytesReceived: 0,
+    commands: 0,
     timeouts: 0,
+    junkLimitHits: 0,
+    renegotiationsRefused: 0,
+    outputBufferedPeak: 0,
+    inputBufferedPeak: 0,
+    outputStalls: 0,
   };
 
-  function refuse(spec: ListenerSpec, socket: Socket, why: string): void {
+  /** Postfix's stress mode: above stressThreshold of a pool's slots, its sessions get short timeouts. */
+  function updateStress(pool: Pool): void {
+    const stressed = pool.connections.size * 100 > pool.max * limits.stressThreshold;
+    if (stressed === pool.stressed) return;
+    pool.stressed = stressed;
+    events.emit({
+      event: 'smtpd.stress',
+      pool: pool.name,
+      connections: pool.connections.size,
+      limit: pool.max,
+      on: stressed,
+    });
+    if (stressed) for (const c of pool.connections) c.onStress();
+  }
+
+  const REFUSALS = {
+    slots: 'too many connections',
+    'per-ip': 'too many connections from your address',
+    'shutting-down': 'shutting down',
+  } as const;
+
+  function refuse(spec: ListenerSpec, socket: Socket, ip: string, reason: keyof typeof REFUSALS): void {
     stats.connectionsRefused++;
-    logger.warn({ listener: spec.name, client: socket.remoteAddress, why }, 'connection refused');
+    events.emit({ event: 'smtpd.connection-refused', listener: spec.name, client: ip, reason, pool: spec.role });
     socket.on('error', () => undefined);
     // On an implicit-TLS port a plaintext reply would be noise to the client's TLS stack.
     if (spec.mode === 'starttls')
-      socket.end(formatReply(421, '4.3.2', `${opts.hostname} Error: ${why}, try again later`));
+      socket.end(formatReply(421, '4.3.2', `${opts.hostname} Error: ${REFUSALS[reason]}, try again later`));
     else socket.destroy();
-    setTimeout(() => socket.destroy(), 1000).unref();
+    timers.after(1000, () => socket.destroy());
   }
 
   function onConnection(spec: ListenerSpec, socket: Socket): void {
     stats.connectionsTotal++;
     const ip = normalizeIp(socket.remoteAddress);
-    if (closing) return refuse(spec, socket, 'shutting down');
-    if (connections.size >= limits.maxConnections) return refuse(spec, socket, 'too many connections');
-    const fromIp = perIp.get(ip) ?? 0;
-    if (fromIp >= limits.maxConnectionsPerIp) return refuse(spec, socket, 'too many connections from your address');
-    perIp.set(ip, fromIp + 1);
+    if (closing) return refuse(spec, socket, ip, 'shutting-down');
+    const pool = pools[spec.role];
+    if (pool.connections.size >= pool.max) return refuse(spec, socket, ip, 'slots');
+    const fromIp = pool.perIp.get(ip) ?? 0;
+    if (fromIp >= limits.maxConnectionsPerIp) return refuse(spec, socket, ip, 'per-ip');
+    pool.perIp.set(ip, fromIp + 1);
     const c = new SmtpConnection(socket, ip, {
       hostname: opts.hostname,
       listener: spec,
       limits,
       hooks: opts.hooks,
       logger,
-      events: opts.events ?? nullSink,
+      events,
       stats,
+      timers,
+      underStress: () => pool.stressed,
       upgrade: (raw, on) => acceptors.get(spec)?.upgrade(raw, on),
     });
     connections.add(c);
+    pool.connections.add(c);
     stats.connections = connections.size;
+    updateStress(pool);
     void c.done.then(() => {
       connections.delete(c);
+      pool.connections.delete(c);
       stats.connections = connections.size;
-      const n = (perIp.get(ip) ?? 1) - 1;
-      if (n <= 0) perIp.delete(ip);
-      else perIp.set(ip, n);
+      updateStress(pool);
+      const n = (pool.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) pool.perIp.delete(ip);
+      else pool.perIp.set(ip, n);
     });
   }
 
@@ -160,7 +249,13 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
             }),
           ),
         );
-        server.listen({ host: spec.address, port: spec.port }, () => resolve());
+        // The accept queue holds a burst of up to maxConnections connects (the kernel caps it at
+        // net.core.somaxconn): with node's default of 511, three 1,000-connect bursts
+        // (bench/smtp-sessions.ts --ramp-ms 0) overflowed it 4,654 times, and each dropped SYN
+        // costs the client a 1 s retransmission (RFC 6298 §2) before its 220; now 0.
+        server.listen({ host: spec.address, port: spec.port, backlog: Math.max(511, limits.maxConnections) }, () =>
+          resolve(),
+        );
       });
       server.on('error', (err) => logger.error({ err, listener: spec.name }, 'listener error'));
       servers.push({ spec, server });

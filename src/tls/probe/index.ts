@@ -223,6 +223,7 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
             // Like every probe after the first: no 150 ms wait unless this server is known to inject.
             ...(ctx.injectionWindowMs === undefined ? {} : { injectionWindowMs: ctx.injectionWindowMs }),
             ...(target.ehloName === undefined ? {} : { ehloName: target.ehloName }),
+            ...(options.signal === undefined ? {} : { signal: options.signal }),
           });
           return await tlsHandshake({
             socket: ready.socket,
@@ -235,6 +236,7 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
             ciphers: 'ALL:COMPLEMENTOFALL:@SECLEVEL=0',
             ...(options.ca === undefined ? {} : { ca: options.ca }),
             timeoutMs: target.timeoutMs ?? 10_000,
+            ...(options.signal === undefined ? {} : { signal: options.signal }),
           });
         });
         tlsSocket.destroy();

@@ -27,6 +27,12 @@ export interface StartTlsOptions {
   ehloName?: string;
   /** Per step; default 10 000. */
   timeoutMs?: number;
+  /**
+   * Total for the plaintext dialogue after connect (greeting, EHLO, STARTTLS go-ahead); default
+   * 3 × timeoutMs. A per-line timeout alone lets a server that drips one `250-` line just inside
+   * it hold the connection for 500 lines; this caps it (error code `net-too-slow`).
+   */
+  dialogueBudgetMs?: number;
   signal?: AbortSignal;
   /** Extra plaintext sent with the STARTTLS command in the same write (CVE-2011-0411 probe). */
   injectAfterStartTls?: string;
@@ -69,8 +75,8 @@ function quietErrors(s: Socket | TLSSocket): void {
  * Throws StartTlsError (socket destroyed) on refusal, rate limiting, malformed replies or timeouts.
  */
 export async function openStartTls(opts: StartTlsOptions): Promise<StartTlsReady> {
-  const step: Step = { timeoutMs: opts.timeoutMs ?? 10_000, signal: opts.signal };
-  const socket = await connectTcp(opts.host, opts.port, step.timeoutMs, opts.signal, (code, message, cause) =>
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const socket = await connectTcp(opts.host, opts.port, timeoutMs, opts.signal, (code, message, cause) =>
     code === 'aborted'
       ? new StartTlsError('aborted', 'STARTTLS dialogue aborted')
       : new StartTlsError(code, message, cause === undefined ? {} : { cause }),
@@ -85,6 +91,8 @@ export async function openStartTls(opts: StartTlsOptions): Promise<StartTlsReady
   const r = new LineReader(socket, transcript);
   const inject = opts.injectAfterStartTls ?? '';
   const force = opts.forceStartTls === true;
+  const budget = dialogueBudget(opts.dialogueBudgetMs ?? 3 * timeoutMs, opts.signal);
+  const step: Step = { timeoutMs, signal: budget.signal };
   try {
     let res: PlainResult;
     if (opts.dialect === 'smtp') res = await smtpPlain(r, step, opts.ehloName ?? 'postern.invalid', force, inject);
@@ -93,7 +101,8 @@ export async function openStartTls(opts: StartTlsOptions): Promise<StartTlsReady
     else throw r.error('unsupported-dialect', `unknown dialect ${String(opts.dialect)}`);
     // After the go-ahead, anything from the server before our ClientHello is response injection
     // (RFC 3207 §4.2): set aside unread; the next thing we parse must be a TLS record.
-    const injected = await r.drain(opts.injectionWindowMs ?? INJECTION_WINDOW_MS, opts.signal);
+    const injected = await r.drain(opts.injectionWindowMs ?? INJECTION_WINDOW_MS, step.signal);
+    budget.dispose();
     r.detach();
     quietErrors(socket);
     if (injected.length > 0)
@@ -103,16 +112,51 @@ export async function openStartTls(opts: StartTlsOptions): Promise<StartTlsReady
       });
     return { socket, dialect: opts.dialect, ...res, injectedBytes: injected.length > 0 ? injected : null, transcript };
   } catch (e) {
+    budget.dispose();
     r.detach();
     socket.destroy();
+    if (budget.expired()) throw budget.error(transcript);
     throw e instanceof StartTlsError ? e : new StartTlsError('unexpected-reply', String(e), { transcript, cause: e });
   }
+}
+
+/**
+ * One timer for a whole dialogue, folded into the caller's signal: when it fires, the pending
+ * read is aborted and the caller reports `net-too-slow` (not the caller's own abort).
+ */
+function dialogueBudget(
+  budgetMs: number,
+  outer: AbortSignal | undefined,
+): {
+  signal: AbortSignal;
+  expired: () => boolean;
+  dispose: () => void;
+  error: (t: TranscriptLine[], from?: number) => StartTlsError;
+} {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), budgetMs);
+  return {
+    signal: outer === undefined ? ac.signal : AbortSignal.any([outer, ac.signal]),
+    expired: () => ac.signal.aborted && outer?.aborted !== true,
+    dispose: () => clearTimeout(timer),
+    error: (transcript, from = 0) => {
+      const lines = transcript.slice(from).filter((l) => l.dir === 'S');
+      const last = lines[lines.length - 1]?.line ?? null;
+      return new StartTlsError(
+        'net-too-slow',
+        `greeting and capabilities not complete after ${budgetMs} ms (${lines.length} server lines received)`,
+        { reply: last, transcript },
+      );
+    },
+  };
 }
 
 export interface AfterTlsOptions {
   /** Default 'postern.invalid'. */
   ehloName?: string;
   timeoutMs?: number;
+  /** Total for the greeting (implicit TLS) and capabilities; default 3 × timeoutMs (see StartTlsOptions). */
+  dialogueBudgetMs?: number;
   signal?: AbortSignal;
   /**
    * How long to listen for unsolicited replies before the first command (default 0: only what
@@ -153,8 +197,11 @@ export async function afterTls(
   dialect: Dialect,
   opts: AfterTlsOptions = {},
 ): Promise<AfterTlsResult> {
-  const step: Step = { timeoutMs: opts.timeoutMs ?? 10_000, signal: opts.signal };
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const budget = dialogueBudget(opts.dialogueBudgetMs ?? 3 * timeoutMs, opts.signal);
+  const step: Step = { timeoutMs, signal: budget.signal };
   const transcript = opts.transcript ?? [];
+  const transcriptStart = transcript.length;
   const r = new LineReader(tlsSocket, transcript);
   const ehloName = opts.ehloName ?? 'postern.invalid';
   try {
@@ -173,6 +220,7 @@ export async function afterTls(
     }
     const extraReplies = await r.linesWithin(opts.settleMs ?? 0, step.signal);
     const caps = await capabilitiesAfterTls(r, step, protocol, ehloName);
+    budget.dispose();
     r.detach(true);
     quietErrors(tlsSocket);
     return {
@@ -184,8 +232,10 @@ export async function afterTls(
       transcript,
     };
   } catch (e) {
+    budget.dispose();
     r.detach();
     tlsSocket.destroy();
+    if (budget.expired()) throw budget.error(transcript, transcriptStart);
     throw e instanceof StartTlsError ? e : new StartTlsError('unexpected-reply', String(e), { transcript, cause: e });
   }
 }

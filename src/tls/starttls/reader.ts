@@ -22,6 +22,8 @@ export type StartTlsErrorCode =
   | 'unsupported-dialect'
   | 'net-connect'
   | 'net-timeout'
+  /** The whole plaintext dialogue (greeting, EHLO, STARTTLS) overran its budget, line by line. */
+  | 'net-too-slow'
   | 'net-closed'
   | 'aborted';
 

@@ -89,13 +89,32 @@ describe('loadConfig: the documented example', () => {
     assert.equal(c.limits.maxMessageSize, 25_000_000);
     assert.equal(c.limits.commandTimeoutMs, 300_000);
     assert.deepEqual(c.authRateLimit.perIp, { failures: 5, windowMs: 900_000 });
-    assert.deepEqual(c.admin, { address: '127.0.0.1', port: 2580 });
+    assert.deepEqual(c.admin, {
+      address: '127.0.0.1',
+      port: 2580,
+      tokenFile: join(c.queue.dir, 'admin.token'),
+      metricsTokenFile: null,
+    });
   });
 
   test('a minimal config gets the documented defaults', async () => {
     const c = await parse(MINIMAL);
     assert.equal(c.users, null);
-    assert.deepEqual(c.relay, { domains: [], localDomains: [], networks: [], senderMustMatchLogin: true });
+    assert.deepEqual(c.relay, {
+      domains: [],
+      localDomains: [],
+      networks: [],
+      senderMustMatchLogin: true,
+      // No domain of our own: <Postmaster> goes to this host's postmaster (RFC 5321 §4.5.1).
+      postmaster: 'postmaster@mail.example.org',
+      recipients: new Map(),
+      rejectUnauthenticatedLocalSenders: false,
+    });
+    assert.equal(c.limits.maxSubmissionConnections, 50);
+    assert.equal(c.limits.junkCommandLimit, 100);
+    assert.equal(c.limits.dataDeadlineMs, 900_000);
+    assert.equal(c.limits.stressTimeoutMs, 10_000);
+    assert.equal(c.limits.stressThreshold, 80);
     assert.equal(c.queue.dir, join(dir, 'var', 'queue'));
     assert.equal(c.queue.backend, 'sqlite');
     assert.deepEqual(c.policy.default, { level: 'may', profile: null });
@@ -123,6 +142,42 @@ describe('loadConfig: the documented example', () => {
     assert.equal(p?.profile?.profile.id, 'example-mail-policy');
     assert.deepEqual(c.routes.get('example.net'), { host: '2001:db8::25', port: 2525 });
     assert.deepEqual(c.relayhost, { host: 'smarthost.example.com', port: 25 });
+  });
+});
+
+describe('loadConfig: relay recipients, postmaster and the smtpd slot limits', () => {
+  test('relay.postmaster, relay.recipients (domains normalised, local parts lower-cased), local senders', async () => {
+    const c = await parse(
+      `${MINIMAL}relay:\n  localDomains: [Example.ORG]\n  postmaster: hostmaster@example.org\n  recipients:\n    EXAMPLE.org: [Alice, bob, alice]\n  rejectUnauthenticatedLocalSenders: true\nlimits:\n  maxSubmissionConnections: 30\n  junkCommandLimit: 20\n  dataDeadline: 20m\n  stressTimeout: 5s\n  stressThreshold: 70\n`,
+    );
+    assert.equal(c.relay.postmaster, 'hostmaster@example.org');
+    assert.deepEqual([...(c.relay.recipients ?? new Map())], [['example.org', ['alice', 'bob']]]);
+    assert.equal(c.relay.rejectUnauthenticatedLocalSenders, true);
+    assert.equal(c.limits.maxSubmissionConnections, 30);
+    assert.equal(c.limits.junkCommandLimit, 20);
+    assert.equal(c.limits.dataDeadlineMs, 1_200_000);
+    assert.equal(c.limits.stressTimeoutMs, 5000);
+    assert.equal(c.limits.stressThreshold, 70);
+  });
+  test('the default postmaster is at our first domain', async () => {
+    const c = await parse(`${MINIMAL}relay:\n  domains: [relay.example]\n  localDomains: [local.example]\n`);
+    assert.equal(c.relay.postmaster, 'postmaster@local.example');
+  });
+  test('errors: recipients of a domain that is not ours, bad local parts, bad postmaster, bad threshold', async () => {
+    const e = await errorOf(
+      parse(
+        `${MINIMAL}relay:\n  domains: [example.org]\n  postmaster: nobody\n  recipients:\n    other.example: [a]\n    example.org: ['a@b']\nlimits:\n  stressThreshold: 0\n`,
+      ),
+    );
+    assert.match(e.message, /postern\.yaml:7:15: relay\.postmaster: expected a mail address/);
+    assert.match(e.message, /relay\.recipients\.example\.org\[0\]: expected a local part/);
+    assert.match(e.message, /limits\.stressThreshold: expected integer 1\.\.100, got 0/);
+  });
+  test('errors: recipients listed for a domain that is not in localDomains or domains', async () => {
+    const e = await errorOf(
+      parse(`${MINIMAL}relay:\n  domains: [example.org]\n  recipients:\n    other.example: [a]\n`),
+    );
+    assert.match(e.message, /relay\.recipients.*'other\.example' is not in relay\.localDomains or relay\.domains/);
   });
 });
 
@@ -228,7 +283,10 @@ describe('loadConfig: errors name file, line, column and key', () => {
     const e = await errorOf(parse(text));
     const lines = e.message.split('\n');
     assert.match(lines[0] ?? '', /^postern\.yaml:2:33: tls\.key: .*nokey\.pem: no such file$/);
-    assert.match(lines[1] ?? '', /^postern\.yaml:5:19: admin\.address: the admin API .* has no authentication/);
+    assert.match(
+      lines[1] ?? '',
+      /^postern\.yaml:5:19: admin\.address: the admin API .* bearer token would cross the network in clear/,
+    );
     assert.match(lines[2] ?? '', /^postern\.yaml:6:41: queue\.delayWarning: the delay warning would come after/);
     assert.match(lines[3] ?? '', /^postern\.yaml:6:63: queue\.retry\.initial: the first retry interval is longer/);
     assert.match(lines[4] ?? '', /^postern\.yaml:8:36: policy\.default\.profile: a profile needs TLS/);
@@ -288,7 +346,12 @@ describe('embedded default', () => {
         'submissions 127.0.0.1:2465 implicit submission required',
       ],
     );
-    assert.deepEqual(c.admin, { address: '127.0.0.1', port: 2580 });
+    assert.deepEqual(c.admin, {
+      address: '127.0.0.1',
+      port: 2580,
+      tokenFile: join(dir, 'state', 'admin.token'),
+      metricsTokenFile: null,
+    });
     assert.equal(c.queue.dir, join(dir, 'state', 'queue'));
     assert.equal(c.users, join(dir, 'state', 'users.yaml'));
     assert.equal(c.policy.default.level, 'may');

@@ -23,12 +23,12 @@ test('every event is logged with its name and fields, at the severity its defini
   const { log, lines } = capture();
   const sink = createEventSink({ log });
   sink.emit({ event: 'smtpd.bare-lf', session: 's1', client: '192.0.2.1' });
-  sink.emit({ event: 'queue.dsn', msgId: 'm1', action: 'failed' });
+  sink.emit({ event: 'qmgr.expired', msgId: 'm1', recipients: ['a@example.org'] });
   assert.equal(lines.length, 2);
   assert.equal(lines[0]?.event, 'smtpd.bare-lf');
   assert.equal(lines[0]?.client, '192.0.2.1');
   assert.equal(lines[0]?.level, 40, 'security events log at warn');
-  assert.equal(lines[1]?.event, 'queue.dsn');
+  assert.equal(lines[1]?.event, 'qmgr.expired');
   assert.equal(lines[1]?.level, 30, 'unlisted events log at info');
 });
 
@@ -45,5 +45,5 @@ test('every event is counted by name in postern_events_total', async () => {
 });
 
 test('the null sink accepts events and does nothing', () => {
-  assert.doesNotThrow(() => nullSink.emit({ event: 'queue.dsn', msgId: 'x', action: 'delayed' }));
+  assert.doesNotThrow(() => nullSink.emit({ event: 'qmgr.expired', msgId: 'x', recipients: [] }));
 });

@@ -17,6 +17,7 @@ import { createDnssecResolver, isLoopbackAddress, nameserverFromResolvConf } fro
 import { decodeResponse } from '../../../src/dns/wire.ts';
 import type { DnsMessage } from '../../../src/dns/wire.ts';
 import { ede, FLAG, message, opt, question, rdata, rr } from './dns-builder.ts';
+import { tracked, turns, until } from '../../helpers/timers.ts';
 
 /** What the scripted server sends back for one query: replies in order, or nothing. */
 type Script = (q: DnsMessage, transport: 'udp' | 'tcp') => Buffer[];
@@ -324,15 +325,24 @@ describe('createDnssecResolver against a scripted server', () => {
     assert.deepEqual(nx.records, []);
   });
 
-  it('a silent server is indeterminate after tries × timeout, not longer', async () => {
+  it('a silent server is indeterminate after tries × timeout, not sooner and not later', async (t) => {
+    // Mocked timers: the timeout is proven by ticking the clock, not by measuring it.
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     fake.queries = [];
     fake.script = () => [];
-    const t0 = Date.now();
-    const r = await resolver(200, 2).tlsa('quiet.test', 25);
-    const ms = Date.now() - t0;
+    const q = tracked(resolver(200, 2).tlsa('quiet.test', 25));
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await until(() => fake.queries.length === attempt, `query ${attempt} reaches the server`);
+      t.mock.timers.tick(199);
+      await turns(20);
+      assert.equal(q.settled, false, `still waiting 1 ms before try ${attempt}'s timeout`);
+      assert.equal(fake.queries.length, attempt, 'no retry before the timeout');
+      t.mock.timers.tick(1);
+    }
+    await until(() => q.settled, 'the lookup ends at the last timeout', 10_000);
+    const r = await q.promise;
     assert.equal(r.status, 'indeterminate');
     assert.equal(r.detail, 'timeout');
-    assert.equal(fake.queries.length, 2);
-    assert.ok(ms >= 390 && ms < 1500, `${ms} ms`);
+    assert.equal(fake.queries.length, 2, 'exactly `tries` queries');
   });
 });

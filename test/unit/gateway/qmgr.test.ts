@@ -15,6 +15,7 @@ import type { DeliveryDeps } from '../../../src/delivery/deliver.ts';
 import type { DnsClient } from '../../../src/dns/resolver.ts';
 import { describeDuration, QueueManager } from '../../../src/gateway/qmgr.ts';
 import { PolicyTable } from '../../../src/policy/table.ts';
+import { createSchedule } from '../../../src/queue/schedule.ts';
 import { openSqliteSpool } from '../../../src/queue/sqlite.ts';
 import type { Envelope } from '../../../src/queue/types.ts';
 
@@ -133,7 +134,7 @@ describe('QueueManager connection reuse', () => {
       hostname: 'relay.test',
       concurrency: 4,
       pollMs: 50,
-      maxLifetimeMs: 86_400_000,
+      schedule: createSchedule({ maxLifetimeMs: 86_400_000 }),
       log: pino({ level: 'silent' }),
     });
     qmgr.start();

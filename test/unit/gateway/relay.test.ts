@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PosternError } from '../../../src/core/errors.ts';
+import { embeddedDefaults } from '../../../src/config/defaults.ts';
 import { isPathError, parsePath } from '../../../src/gateway/address.ts';
 import type { ParsedPath } from '../../../src/gateway/address.ts';
 import { createRelayPolicy, relayPolicyFromConfig } from '../../../src/gateway/relay.ts';
@@ -147,7 +148,11 @@ describe('what an unauthenticated outsider may do', () => {
   });
   test('<Postmaster> without a domain is always accepted (RFC 5321 §4.5.1)', () => {
     for (const t of ['<postmaster>', '<Postmaster>', '<POSTMASTER>']) {
-      assert.deepEqual(policy.checkRecipient(path(t), outsider), { ok: true, reason: 'postmaster' });
+      assert.deepEqual(policy.checkRecipient(path(t), outsider), {
+        ok: true,
+        reason: 'postmaster',
+        rewrite: 'postmaster@local.test',
+      });
     }
     assert.equal(rcpt('<postmaster@local.test>', outsider).outcome, 'ok');
   });
@@ -235,6 +240,80 @@ describe('MAIL FROM', () => {
     const d = sender('<someone@local.test>', sub);
     assert.deepEqual(d, { ok: false, code: 530, enhanced: '5.7.0', message: 'Authentication required' });
     assert.equal(sender('<someone@local.test>', { ...inNetworks, listener: { role: 'submission' } }).ok, true);
+  });
+});
+
+describe('postmaster, recipient validation, local senders', () => {
+  const strict = createRelayPolicy({
+    localDomains: ['local.test'],
+    relayDomains: ['relay.test'],
+    networks: ['192.0.2.0/24'],
+    senderMustMatchLogin: true,
+    users,
+    postmaster: 'hostmaster@local.test',
+    recipients: new Map([['Relay.Test', ['alice', 'Bob']]]),
+    rejectUnauthenticatedLocalSenders: true,
+  });
+  test('<Postmaster> is rewritten to the configured address (RFC 5321 §4.5.1)', () => {
+    assert.deepEqual(strict.checkRecipient(path('<POSTMASTER>'), outsider), {
+      ok: true,
+      reason: 'postmaster',
+      rewrite: 'hostmaster@local.test',
+    });
+  });
+  test('no domain of our own and no postmaster: <Postmaster> gets 550 5.1.1 instead of a bounce', () => {
+    const none = createRelayPolicy({
+      localDomains: [],
+      relayDomains: [],
+      networks: [],
+      senderMustMatchLogin: true,
+      users: null,
+    });
+    const d = none.checkRecipient(path('<Postmaster>'), authenticated);
+    assert.equal(d.ok, false);
+    assert.equal(d.ok ? 0 : d.code, 550);
+  });
+  test('listed domains: unknown local parts 550 5.1.1 for everyone; case-insensitive; postmaster always valid', () => {
+    for (const s of [outsider, inNetworks, authenticated]) {
+      const d = strict.checkRecipient(path('<carol@relay.test>'), s);
+      assert.deepEqual(d, {
+        ok: false,
+        code: 550,
+        enhanced: '5.1.1',
+        message: '<carol@relay.test>: Recipient address rejected: User unknown',
+      });
+    }
+    assert.equal(strict.checkRecipient(path('<ALICE@relay.test>'), outsider).ok, true);
+    assert.equal(strict.checkRecipient(path('<bob@RELAY.TEST>'), outsider).ok, true);
+    assert.equal(strict.checkRecipient(path('<PostMaster@relay.test>'), outsider).ok, true);
+    // Unlisted domains are not validated.
+    assert.equal(strict.checkRecipient(path('<anyone@local.test>'), outsider).ok, true);
+  });
+  test('rejectUnauthenticatedLocalSenders: outsiders using our domains get 553 5.7.1', () => {
+    for (const from of ['<x@local.test>', '<x@Relay.Test>']) {
+      const d = strict.checkSender(path(from, 'reverse'), outsider);
+      assert.equal(d.ok ? 0 : d.code, 553, from);
+      assert.equal(d.ok ? '' : d.enhanced, '5.7.1');
+    }
+    assert.equal(strict.checkSender(path('<x@local.test>', 'reverse'), inNetworks).ok, true);
+    assert.equal(strict.checkSender(path('<alice@local.test>', 'reverse'), authenticated).ok, true);
+    assert.equal(strict.checkSender(path('<x@elsewhere.test>', 'reverse'), outsider).ok, true);
+    assert.equal(strict.checkSender(path('<>', 'reverse'), outsider).ok, true);
+    // Off by default.
+    assert.equal(policy.checkSender(path('<x@local.test>', 'reverse'), outsider).ok, true);
+  });
+  test('the embedded default config delivers <Postmaster> to postmaster@localhost, its local domain', () => {
+    const p = relayPolicyFromConfig(embeddedDefaults('/nonexistent/state').relay, null);
+    const d = p.checkRecipient(path('<Postmaster>'), { ...outsider, clientAddress: '127.0.0.1' });
+    assert.deepEqual(d, { ok: true, reason: 'postmaster', rewrite: 'postmaster@localhost' });
+  });
+  test('a bad postmaster address or recipients domain is a config error', () => {
+    const base = { localDomains: [], relayDomains: [], networks: [], senderMustMatchLogin: true, users: null };
+    assert.throws(() => createRelayPolicy({ ...base, postmaster: 'nobody' }), /relay\.postmaster/);
+    assert.throws(
+      () => createRelayPolicy({ ...base, recipients: new Map([['[1.2.3.4]', ['a']]]) }),
+      /relay\.recipients/,
+    );
   });
 });
 

@@ -293,3 +293,15 @@ describe('decide: a TLS session was negotiated', () => {
     assert.match(d.reason, /the default policy \(applied to dest\.test\) requires TLS/);
   });
 });
+
+describe('decide: MTA-STS over secure (RFC 8461 §4.1)', () => {
+  it('secure accepts a certificate for the next-hop domain only, but not when MTA-STS requires the MX name', () => {
+    const domainOnly = chain({ leaf: { dnsNames: ['example.org'], subject: 'CN=example.org' } });
+    assert.equal(decide(input('secure', { chain: domainOnly })).ok, true);
+    const sts = decide(input('secure', { chain: domainOnly, via: 'MTA-STS', mxNameRequired: true }));
+    assert.equal(sts.ok, false);
+    assert.deepEqual(sts.failures, ['certificate-host-mismatch']);
+    assert.match(sts.reason, /MTA-STS policy requires \(RFC 8461 §4\.1\)/);
+    assert.equal(decide(input('secure', { mxNameRequired: true })).ok, true, 'a certificate for the MX name passes');
+  });
+});

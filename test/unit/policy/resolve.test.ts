@@ -106,10 +106,18 @@ describe('resolveHostPolicy: DANE (RFC 7672)', () => {
     const h = use(resolveHostPolicy({ table: table('dane'), mxHost: MX, dane: d, sts: null }));
     assert.equal(h.level, 'encrypt');
     assert.equal(h.report.type, 'tlsa');
-    for (const level of ['dane', 'dane-only'] as const) {
-      const raised = use(resolveHostPolicy({ table: table(level), mxHost: MX, dane: d, sts: sts('enforce') }));
-      assert.equal(raised.level, 'verify', level);
-      skip(resolveHostPolicy({ table: table(level), mxHost: 'evil.test', dane: d, sts: sts('enforce') }));
+    const raised = use(resolveHostPolicy({ table: table('dane'), mxHost: MX, dane: d, sts: sts('enforce') }));
+    assert.equal(raised.level, 'verify');
+    skip(resolveHostPolicy({ table: table('dane'), mxHost: 'evil.test', dane: d, sts: sts('enforce') }));
+  });
+
+  it('dane-only: secure TLSA with only unusable records cannot authenticate, the host is skipped (tlsa-invalid)', () => {
+    // Postfix smtp_tls_policy.c dane_incompat(): DANE_UNUSABLE under dane-only → "TLSA records unusable".
+    const d: DaneState = { kind: 'encrypt-only', base: MX, unusable: [{ record: pkix, why: 'PKIX-EE' }], all: [pkix] };
+    for (const s of [null, sts('enforce'), sts('testing')]) {
+      const h = skip(resolveHostPolicy({ table: table('dane-only'), mxHost: MX, dane: d, sts: s }));
+      assert.equal(h.resultType, 'tlsa-invalid');
+      assert.match(h.reason, /unusable for SMTP \(PKIX-EE\)/);
     }
   });
 

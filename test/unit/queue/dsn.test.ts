@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildDsn, planDsn, quotedPrintable, wantsDsn, type DsnInput } from '../../../src/queue/dsn.ts';
+import { buildDsn, planDsn, quotedPrintable, returnContent, wantsDsn, type DsnInput } from '../../../src/queue/dsn.ts';
 import type { Envelope, RecipientDsn } from '../../../src/queue/types.ts';
 
 // --- a small, strict MIME reader written for these tests (no mail parser dependency) ---------------
@@ -424,5 +424,40 @@ describe('quotedPrintable', () => {
     const long = quotedPrintable('x'.repeat(200) + '\r\n');
     assert.ok(long.split('\r\n').every((l) => l.length <= 76));
     assert.equal(decodeQp(long), 'x'.repeat(200) + '\r\n');
+  });
+});
+
+describe('returnContent: the backscatter rule (RFC 3461 §4.3 RET)', () => {
+  const outsider = (extra: Partial<Envelope> = {}): Envelope => {
+    const e = envelope(null, extra);
+    return { ...e, arrival: { ...e.arrival, listener: 'mx', clientAddress: '198.51.100.7', authUser: null } };
+  };
+  it('unauthenticated and not from a trusted network: headers only, unless the sender asked RET=FULL', () => {
+    assert.equal(returnContent(outsider(), false), 'HDRS');
+    assert.equal(returnContent(outsider({ dsnRet: 'FULL' }), false), 'FULL');
+  });
+  it('authenticated or trusted: the full message, unless the sender asked RET=HDRS', () => {
+    assert.equal(returnContent(envelope(), false), 'FULL');
+    assert.equal(returnContent(outsider(), true), 'FULL');
+    assert.equal(returnContent(envelope(null, { dsnRet: 'HDRS' }), true), 'HDRS');
+  });
+  it('ret overrides the envelope when building the report', () => {
+    const { parts } = parseDsn(buildDsn(input({ ret: 'HDRS' })));
+    assert.equal(parts[2]!.headers.get('content-type'), 'text/rfc822-headers');
+    assert.ok(!parts[2]!.body.includes('SECRET BODY LINE'));
+  });
+});
+
+describe('planDsn: recipients by id', () => {
+  it('the same address twice: NOTIFY and ORCPT of the recipient with that id apply', () => {
+    const env = envelope(null, {}, ['dup@example.org', 'dup@example.org']);
+    env.recipients[0]!.dsn.notify = 'NEVER';
+    env.recipients[1]!.dsn.orcpt = 'rfc822;second@example.org';
+    const r = { ...input().recipients[0]!, address: 'dup@example.org' };
+    assert.equal(planDsn(input({ envelope: env, recipients: [{ ...r, id: 0 }] })).send, false);
+    const plan = planDsn(input({ envelope: env, recipients: [{ ...r, id: 1 }] }));
+    assert.ok(plan.send);
+    const groups = statusGroups(parseDsn(plan.message).parts[1]!.body);
+    assert.equal(groups[1]!.get('original-recipient'), 'rfc822; second@example.org');
   });
 });

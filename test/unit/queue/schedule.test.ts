@@ -64,18 +64,19 @@ describe('classifyReply (RFC 5321 §4.2.1, RFC 3463)', () => {
     assert.equal(classifyReply(250, '2.0.0'), 'success');
     assert.equal(classifyReply(354), 'success');
   });
-  it('defers when the reply and its enhanced code disagree, or the reply is malformed', () => {
-    assert.equal(classifyReply(550, '4.2.2'), 'temporary');
+  it('the reply code decides when its enhanced code disagrees (RFC 3463 §2); malformed defers', () => {
+    assert.equal(classifyReply(550, '4.2.2'), 'permanent');
     assert.equal(classifyReply(450, '5.1.1'), 'temporary');
     assert.equal(classifyReply(999), 'temporary');
     assert.equal(classifyReply(150), 'temporary');
     assert.equal(classifyReply(Number.NaN), 'temporary');
     assert.equal(classifyReply(550, 'garbage'), 'permanent');
   });
-  it('dsnStatus keeps a consistent enhanced code, else the class default', () => {
+  it("dsnStatus: the reply's class with the enhanced subject/detail, else the class default", () => {
     assert.equal(dsnStatus(550, '5.7.1'), '5.7.1');
     assert.equal(dsnStatus(550), '5.0.0');
-    assert.equal(dsnStatus(451, '5.7.1'), '4.0.0');
+    assert.equal(dsnStatus(451, '5.7.1'), '4.7.1');
+    assert.equal(dsnStatus(550, '4.7.1'), '5.7.1');
     assert.equal(dsnStatus(250, ' 2.1.5 '), '2.1.5');
     assert.equal(dsnStatus(554, '5.7.1000'), '5.0.0');
   });

@@ -2,11 +2,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 import { parseTlsRptRecord } from '../../../src/report/tlsrpt/record.ts';
-import { TlsRptAggregator } from '../../../src/report/tlsrpt/aggregate.ts';
+import { POLICY_TYPES, RESULT_TYPES, TlsRptAggregator } from '../../../src/report/tlsrpt/aggregate.ts';
 import type { TlsRptReport } from '../../../src/report/tlsrpt/aggregate.ts';
 import { gzipReport, reportFilename } from '../../../src/report/tlsrpt/encode.ts';
 import { PosternError } from '../../../src/core/errors.ts';
-import { validateTlsRptJson } from './tlsrpt/validate.ts';
+import { RFC8460_POLICY_TYPES, RFC8460_RESULT_TYPES, validateTlsRptJson } from './tlsrpt/validate.ts';
 
 describe('parseTlsRptRecord (RFC 8460 §3)', () => {
   it('parses mailto and https URIs, joining TXT character-strings', () => {
@@ -235,6 +235,19 @@ describe('RFC 8460 §4.4 JSON structure', () => {
     const policies = structuredClone(good['policies']) as Array<Record<string, unknown>>;
     (policies[0] as { summary: Record<string, unknown> }).summary['total-failure-session-count'] = '4';
     assert.ok(validateTlsRptJson({ ...good, policies }).length > 0);
+  });
+
+  it("the implementation's result and policy types are exactly RFC 8460's (§4.3, §4.4)", () => {
+    assert.deepEqual([...RESULT_TYPES].sort(), [...RFC8460_RESULT_TYPES].sort());
+    assert.deepEqual([...POLICY_TYPES].sort(), [...RFC8460_POLICY_TYPES].sort());
+    // The validator's own list, not the implementation's, decides: a made-up type fails.
+    const good = JSON.parse(JSON.stringify(sampleAggregator().reports(DAY, OPTS)[1])) as {
+      policies: Array<{ 'failure-details'?: Array<Record<string, unknown>> }>;
+    };
+    const detail = good.policies.flatMap((p) => p['failure-details'] ?? [])[0];
+    assert.ok(detail !== undefined, 'the sample has a failure detail');
+    detail['result-type'] = 'certificate-revoked';
+    assert.ok(validateTlsRptJson(good).some((e) => e.includes('bad result-type')));
   });
 
   it('every generated report validates, via JSON.stringify round trip', () => {

@@ -115,6 +115,11 @@ describe('parseRcptParams', () => {
       ['ORCPT=bob@example.org'],
       ['ORCPT=rfc822;'],
       ['ORCPT=rfc822;a+g1'],
+      // xtext that decodes to control characters (a header injection into the DSN).
+      ['ORCPT=rfc822;a+0D+0ABcc:+20x@evil.example'],
+      ['ORCPT=rfc822;a+00b@example.org'],
+      ['ORCPT=rfc822;a+7Fb@example.org'],
+      ['ORCPT=rfc822;a+09b@example.org'],
     ]) {
       const r = parseRcptParams(p);
       assert.ok('error' in r, p.join());
@@ -147,5 +152,14 @@ describe('formatReply', () => {
   test('CR/LF in text cannot start a new reply', () => {
     assert.equal(formatReply(250, '2.0.0', 'a\r\n250 b'), '250 2.0.0 a  250 b\r\n');
     assert.throws(() => formatReply(99, null, 'x'));
+  });
+  test('replies are ASCII only (RFC 5321 §4.2 textstring): anything else becomes ?', () => {
+    assert.equal(formatReply(550, '5.6.0', 'RFC 5321 §2.3.8'), '550 5.6.0 RFC 5321 ?2.3.8\r\n');
+    assert.equal(formatReply(550, '5.1.1', '<jösé@bücher.example>'), '550 5.1.1 <j?s?@b?cher.example>\r\n');
+    assert.equal(formatReply(250, null, ['a\u{1f600}', 'b']), '250-a?\r\n250 b\r\n');
+  });
+  test('a malformed enhanced status code is a programming error', () => {
+    assert.throws(() => formatReply(550, '5.6', 'x'), RangeError);
+    assert.throws(() => formatReply(550, '5.6.0 x', 'x'), RangeError);
   });
 });

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { plain, session, SmtpTestClient, startHarness, testPki, type Harness } from '../../helpers/smtp-harness.ts';
+import { ManualTimers, until } from '../../helpers/manual-timers.ts';
 
 let h: Harness;
 before(async () => {
@@ -139,14 +140,21 @@ describe('AUTH', () => {
     c.close();
   });
   test('bad password → 535 5.7.8 after the error delay; rate-limited → 454 4.7.0', async () => {
-    const slow = await startHarness({ limits: { errorDelayMs: 300 } });
+    const timers = new ManualTimers();
+    const slow = await startHarness({ limits: { errorDelayMs: 300 }, server: { timers } });
     try {
       const c = await session(slow.port['sub'] as number, { tls: true });
-      const t0 = Date.now();
-      const r = await c.cmd(`AUTH PLAIN ${plain('alice', 'wrong')}`);
-      assert.equal(r.raw, '535 5.7.8 Authentication credentials invalid\r\n');
-      assert.ok(Date.now() - t0 >= 280, `reply came after ${Date.now() - t0} ms`);
-      assert.match((await c.cmd(`AUTH PLAIN ${plain('limited', 'x')}`)).raw, /^454 4\.7\.0 /);
+      c.send(`AUTH PLAIN ${plain('alice', 'wrong')}\r\n`);
+      // The reply waits on the error delay: nothing can arrive before the clock reaches 300 ms.
+      await until(() => timers.delays().includes(300), 'the error delay started');
+      timers.advance(299);
+      assert.equal(await c.drainFor(0), '');
+      timers.advance(1);
+      assert.equal((await c.reply()).raw, '535 5.7.8 Authentication credentials invalid\r\n');
+      c.send(`AUTH PLAIN ${plain('limited', 'x')}\r\n`);
+      await until(() => timers.delays().includes(300), 'the error delay started');
+      timers.advance(300);
+      assert.match((await c.reply()).raw, /^454 4\.7\.0 /);
       c.close();
     } finally {
       await slow.close();
@@ -349,17 +357,22 @@ describe('errors, timeouts and shutdown', () => {
     }
   });
   test('command timeout → 421 4.4.2 and close, even while a partial line trickles in', async () => {
-    const x = await startHarness({ limits: { commandTimeoutMs: 400 } });
+    const timers = new ManualTimers();
+    const x = await startHarness({ limits: { commandTimeoutMs: 400 }, server: { timers } });
     try {
       const c = await session(x.port['mx'] as number);
-      const t0 = Date.now();
-      const trickle = setInterval(() => c.send('N'), 100);
-      try {
-        assert.match((await c.reply(3000)).raw, /^421 4\.4\.2 /);
-      } finally {
-        clearInterval(trickle);
+      // After EHLO the timer runs; each byte of a partial line reaches the server (its input
+      // buffer grows) but must not restart it.
+      const base = x.server.stats().bytesReceived;
+      for (let i = 1; i <= 3; i++) {
+        c.send('N');
+        await until(() => x.server.stats().bytesReceived >= base + i, `byte ${i} received`);
+        timers.advance(100);
       }
-      assert.ok(Date.now() - t0 < 1500);
+      assert.equal(x.server.stats().timeouts, 0);
+      timers.advance(100); // 400 ms after the last complete command
+      assert.match((await c.reply()).raw, /^421 4\.4\.2 /);
+      timers.advance(2000);
       assert.equal(await c.waitClosed(), true);
       assert.equal(x.server.stats().timeouts, 1);
     } finally {
@@ -379,8 +392,8 @@ describe('errors, timeouts and shutdown', () => {
     await c.cmd('MAIL FROM:<a@local.test>');
     await c.cmd('RCPT TO:<b@local.test>');
     await c.cmd('DATA');
+    // close() tells every session to shut down before its first await.
     const closing = x.server.close({ graceful: true, timeoutMs: 3000 });
-    await new Promise((r) => setTimeout(r, 100));
     assert.equal((await c.cmd('late body\r\n.')).code, 250);
     assert.match((await c.reply()).raw, /^421 4\.3\.2 /);
     await closing;

@@ -10,6 +10,7 @@ import type { TlsaRecord } from '../../../../src/dns/dnssec.ts';
 import { WireError } from '../../../../src/core/errors.ts';
 import { daysFromNow, makeCert, makePki } from '../../../helpers/certs.ts';
 import type { TestCert } from '../../../helpers/certs.ts';
+import { assertTool, toolSkipReason } from '../../../integration/peers/require.ts';
 
 function tlsa(usage: number, selector: number, matchingType: number, data: Buffer): TlsaRecord {
   return { usage, selector, matchingType, data };
@@ -104,43 +105,59 @@ describe('tlsaAssociation', () => {
     }
   });
 
-  test('agrees with openssl (x509 -pubkey | pkey -outform DER | dgst)', { skip: !hasTool('openssl') }, () => {
-    for (const c of [ec, rsa]) {
-      const pem = join(dir, 'o.pem');
-      writeFileSync(pem, c.pem);
-      const out = execFileSync(
-        'sh',
-        ['-c', `openssl x509 -in "${pem}" -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r`],
-        { encoding: 'utf8' },
-      );
-      assert.equal(tlsaAssociation(c.der, 1, 1).toString('hex'), out.split(' ')[0]);
-    }
-  });
+  const haveOpenssl = hasTool('openssl');
+  const haveLdnsDane = hasTool('ldns-dane');
 
-  test('agrees with ldns-dane for 3 1 1, 3 0 1, 3 1 2 and 3 0 2', { skip: !hasTool('ldns-dane') }, () => {
-    for (const [c, host] of [
-      [ec, 'ec.example.test'],
-      [rsa, 'rsa.example.test'],
-    ] as const) {
-      const pem = join(dir, 'l.pem');
-      writeFileSync(pem, c.pem);
-      for (const [s, m] of [
-        [1, 1],
-        [0, 1],
-        [1, 2],
-        [0, 2],
-      ] as const) {
-        const out = execFileSync('ldns-dane', ['-c', pem, 'create', host, '25', '3', String(s), String(m)], {
-          encoding: 'utf8',
-          timeout: 10_000,
-        });
-        const rr = /TLSA\s+3 (\d) (\d) ([0-9a-f]+)/i.exec(out);
-        assert.ok(rr, out);
-        assert.equal(`${rr[1]} ${rr[2]}`, `${s} ${m}`);
-        assert.equal(tlsaAssociation(c.der, s, m).toString('hex'), rr[3]?.toLowerCase());
+  test(
+    'agrees with openssl (x509 -pubkey | pkey -outform DER | dgst)',
+    { skip: toolSkipReason(haveOpenssl, 'openssl') },
+    () => {
+      assertTool(haveOpenssl, 'openssl');
+      for (const c of [ec, rsa]) {
+        const pem = join(dir, 'o.pem');
+        writeFileSync(pem, c.pem);
+        const out = execFileSync(
+          'sh',
+          [
+            '-c',
+            `openssl x509 -in "${pem}" -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r`,
+          ],
+          { encoding: 'utf8' },
+        );
+        assert.equal(tlsaAssociation(c.der, 1, 1).toString('hex'), out.split(' ')[0]);
       }
-    }
-  });
+    },
+  );
+
+  test(
+    'agrees with ldns-dane for 3 1 1, 3 0 1, 3 1 2 and 3 0 2',
+    { skip: toolSkipReason(haveLdnsDane, 'ldns-dane') },
+    () => {
+      assertTool(haveLdnsDane, 'ldns-dane');
+      for (const [c, host] of [
+        [ec, 'ec.example.test'],
+        [rsa, 'rsa.example.test'],
+      ] as const) {
+        const pem = join(dir, 'l.pem');
+        writeFileSync(pem, c.pem);
+        for (const [s, m] of [
+          [1, 1],
+          [0, 1],
+          [1, 2],
+          [0, 2],
+        ] as const) {
+          const out = execFileSync('ldns-dane', ['-c', pem, 'create', host, '25', '3', String(s), String(m)], {
+            encoding: 'utf8',
+            timeout: 10_000,
+          });
+          const rr = /TLSA\s+3 (\d) (\d) ([0-9a-f]+)/i.exec(out);
+          assert.ok(rr, out);
+          assert.equal(`${rr[1]} ${rr[2]}`, `${s} ${m}`);
+          assert.equal(tlsaAssociation(c.der, s, m).toString('hex'), rr[3]?.toLowerCase());
+        }
+      }
+    },
+  );
 
   test('malformed DER and unknown parameters throw WireError', () => {
     assert.throws(() => tlsaAssociation(Buffer.from('not a certificate'), 1, 1), WireError);

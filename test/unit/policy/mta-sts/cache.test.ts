@@ -76,7 +76,8 @@ async function tempDir(): Promise<string> {
 
 before(async () => {
   web = await startHttpsPolicyServer();
-  fetchOpts = { dns, ca: [web.ca], port: web.port, timeoutMs: 3000 };
+  // The policy host is on loopback: an explicit opt-in (refused by default, net/https.ts).
+  fetchOpts = { dns, ca: [web.ca], port: web.port, timeoutMs: 3000, allowPrivateAddresses: true };
 });
 after(async () => {
   await web?.stop();

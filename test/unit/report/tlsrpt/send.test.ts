@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo, LookupFunction } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { PosternError } from '../../../../src/core/errors.ts';
 import { DnsError } from '../../../../src/dns/resolver.ts';
@@ -19,6 +19,7 @@ import {
 import { TlsRptStore } from '../../../../src/report/tlsrpt/store.ts';
 import { makePki } from '../../../helpers/certs.ts';
 import { validateTlsRptJson } from './validate.ts';
+import { tracked, turns, until } from '../../../helpers/timers.ts';
 
 const OPTS = { organizationName: 'Postern Test', contactInfo: 'tlsrpt@sender.example', reportIdPrefix: 'pt-' };
 const STS: TlsRptPolicy = {
@@ -225,14 +226,14 @@ describe('postReport (RFC 8460 §5.4)', () => {
   let respond: (url: string) => { status: number; headers?: Record<string, string> } | 'hang' = () => ({
     status: 200,
   });
-  const toLoopback: LookupFunction = ((
-    _host: string,
-    opts: { all?: boolean },
-    cb: (err: Error | null, a: unknown, f?: number) => void,
-  ) => {
-    if (opts.all) cb(null, [{ address: '127.0.0.1', family: 4 }]);
-    else cb(null, '127.0.0.1', 4);
-  }) as unknown as LookupFunction;
+  // Every name resolves to loopback, through the injected DNS client (never getaddrinfo).
+  const resolved: string[] = [];
+  const toLoopback = {
+    addresses: async (host: string): Promise<string[]> => {
+      resolved.push(host);
+      return ['127.0.0.1'];
+    },
+  };
 
   before(async () => {
     const pki = await makePki({ dnsNames: ['rpt.example.test'], subject: 'CN=rpt.example.test' });
@@ -262,7 +263,7 @@ describe('postReport (RFC 8460 §5.4)', () => {
   });
 
   const post = (url: string, gz: Buffer, extra: Parameters<typeof postReport>[2] = {}): Promise<TlsRptPostResult> =>
-    postReport(url, gz, { ca: [ca], lookup: toLoopback, port, allowPrivateAddresses: true, timeoutMs: 5000, ...extra });
+    postReport(url, gz, { ca: [ca], dns: toLoopback, port, allowPrivateAddresses: true, timeoutMs: 5000, ...extra });
 
   it('POSTs application/tlsrpt+gzip and treats 2xx as success', async () => {
     seen.length = 0;
@@ -271,6 +272,7 @@ describe('postReport (RFC 8460 §5.4)', () => {
     const r = await post('https://rpt.example.test/v1/tlsrpt?x=1', gzipReport(report));
     assert.deepEqual(r, { ok: true, status: 201 });
     assert.equal(seen.length, 1);
+    assert.ok(resolved.includes('rpt.example.test'), 'the host was resolved by the injected DNS client');
     const s = seen[0];
     assert.ok(s);
     assert.equal(s.method, 'POST');
@@ -294,13 +296,13 @@ describe('postReport (RFC 8460 §5.4)', () => {
     );
   });
 
-  it('fails on 4xx/5xx, on an untrusted certificate, and after the deadline', async () => {
+  it('fails on 4xx/5xx, on an untrusted certificate, and after the deadline', async (t) => {
     respond = () => ({ status: 503 });
     const r1 = await post('https://rpt.example.test/', gzipReport(sampleReport()));
     assert.deepEqual(r1.ok ? null : r1.status, 503);
     respond = () => ({ status: 200 });
     const r2 = await postReport('https://rpt.example.test/', Buffer.from('x'), {
-      lookup: toLoopback,
+      dns: toLoopback,
       port,
       allowPrivateAddresses: true,
       timeoutMs: 5000,
@@ -309,11 +311,20 @@ describe('postReport (RFC 8460 §5.4)', () => {
     const r3 = await post('https://wrong-name.example.test/', Buffer.from('x')); // certificate is for rpt.example.test
     assert.equal(r3.ok, false);
     respond = () => 'hang';
-    const t0 = Date.now();
-    const r4 = await post('https://rpt.example.test/', Buffer.from('x'), { timeoutMs: 300 });
+    // Mocked timers: the deadline is proven by ticking to 1 ms before it and to it, not measured.
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const before = seen.length;
+    const q = tracked(post('https://rpt.example.test/', Buffer.from('x'), { timeoutMs: 300 }));
+    await until(() => seen.length === before + 1 || q.settled, 'the report reaches the server');
+    assert.equal(q.settled, false, 'ended before the deadline');
+    t.mock.timers.tick(299);
+    await turns(50);
+    assert.equal(q.settled, false, 'ended 1 ms before the deadline');
+    t.mock.timers.tick(1);
+    await until(() => q.settled, 'the post ends at the deadline', 100_000);
+    const r4 = await q.promise;
     assert.equal(r4.ok, false);
     assert.match(r4.ok ? '' : r4.reason, /timed out/);
-    assert.ok(Date.now() - t0 < 3000);
     server.closeAllConnections();
   });
 
@@ -321,7 +332,7 @@ describe('postReport (RFC 8460 §5.4)', () => {
     seen.length = 0;
     respond = () => ({ status: 200 });
     const gz = Buffer.from('x');
-    const opts = { ca: [ca], lookup: toLoopback, port, timeoutMs: 2000 };
+    const opts = { ca: [ca], dns: toLoopback, port, timeoutMs: 2000 };
     assert.equal((await postReport('http://rpt.example.test/', gz, opts)).ok, false);
     assert.equal((await postReport('https://u:p@rpt.example.test/', gz, opts)).ok, false);
     const r = await postReport('https://rpt.example.test/', gz, opts); // resolves to 127.0.0.1

@@ -1,10 +1,36 @@
 /**
  * Hand-written structural validator for the RFC 8460 §4.4 JSON report, shared by the TLS-RPT
- * tests (aggregation, the durable store, the mail and HTTPS forms).
+ * tests (aggregation, the durable store, the mail and HTTPS forms). It takes nothing from the
+ * implementation: its lists of result types, policy types and fields are copied from the RFC
+ * text, so an implementation that invents or misspells one fails here.
  */
-import { RESULT_TYPES } from '../../../../src/report/tlsrpt/aggregate.ts';
 
-const POLICY_TYPES = ['tlsa', 'sts', 'no-policy-found'];
+/**
+ * RFC 8460 §4.3 result types, as the RFC lists them (and §6.6 registers them with IANA).
+ * §4.3.1 negotiation failures:
+ */
+const NEGOTIATION_RESULT_TYPES = [
+  'starttls-not-supported',
+  'certificate-host-mismatch',
+  'certificate-expired',
+  'certificate-not-trusted',
+  'validation-failure',
+];
+/** §4.3.2.1 DANE-specific policy failures. */
+const DANE_RESULT_TYPES = ['tlsa-invalid', 'dnssec-invalid', 'dane-required'];
+/** §4.3.2.2 MTA-STS-specific policy failures. */
+const STS_RESULT_TYPES = ['sts-policy-fetch-error', 'sts-policy-invalid', 'sts-webpki-invalid'];
+/** Every result type RFC 8460 defines (§4.3.3's general failure is "validation-failure" again). */
+export const RFC8460_RESULT_TYPES: readonly string[] = [
+  ...NEGOTIATION_RESULT_TYPES,
+  ...DANE_RESULT_TYPES,
+  ...STS_RESULT_TYPES,
+];
+
+/** RFC 8460 §4.4 "policy-type": "tlsa", "sts" or "no-policy-found". */
+export const RFC8460_POLICY_TYPES: readonly string[] = ['tlsa', 'sts', 'no-policy-found'];
+const POLICY_TYPES = RFC8460_POLICY_TYPES;
+const RESULT_TYPES = RFC8460_RESULT_TYPES;
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -83,8 +109,7 @@ export function validateTlsRptJson(v: unknown): string[] {
           ['result-type', 'sending-mta-ip', 'receiving-mx-hostname', 'failed-session-count'],
           ['receiving-mx-helo', 'receiving-ip', 'additional-information', 'failure-reason-code'],
         );
-        if (!(RESULT_TYPES as readonly string[]).includes(d['result-type'] as string))
-          errs.push(`${wd}: bad result-type`);
+        if (!RESULT_TYPES.includes(d['result-type'] as string)) errs.push(`${wd}: bad result-type`);
         for (const k of [
           'sending-mta-ip',
           'receiving-mx-hostname',

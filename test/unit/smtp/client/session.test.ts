@@ -250,6 +250,63 @@ describe('SmtpClient', () => {
   });
 });
 
+describe('SmtpClient DSN (RFC 3461)', () => {
+  for (const dsn of [true, false]) {
+    it(`${dsn ? 'advertised' : 'not advertised'}: dsn is ${String(dsn)} and NOTIFY/ORCPT go on ${dsn ? 'with' : 'without'} the RCPT`, async () => {
+      const { port, state } = await scripted({
+        ehlo: dsn ? ['DSN'] : [],
+        onLine(line, s, st) {
+          if (line.startsWith('MAIL')) s.write('250 2.1.0 ok\r\n');
+          else if (line.startsWith('RCPT')) s.write('250 2.1.5 ok\r\n');
+          else if (line === 'DATA') {
+            s.write('354 go\r\n');
+            st.inData = true;
+          }
+        },
+      });
+      const c = await connect(port);
+      await c.ehlo();
+      assert.equal(c.dsn, dsn);
+      const t = tx(['x@t.test']);
+      t.recipients = [{ address: 'x@t.test', dsn: { notify: ['SUCCESS'], orcpt: 'rfc822;x@t.test' } }];
+      await c.send(t, Buffer.from('Subject: t\r\n\r\nx\r\n'));
+      const rcpt = state.lines.find((l) => l.startsWith('RCPT'));
+      assert.equal(rcpt, dsn ? 'RCPT TO:<x@t.test> NOTIFY=SUCCESS ORCPT=rfc822;x@t.test' : 'RCPT TO:<x@t.test>');
+      await c.quit();
+    });
+  }
+});
+
+describe('SmtpClient reply classes (src/smtp/protocol/reply-class.ts)', () => {
+  // [RCPT reply, temporary?]: the reply code decides (RFC 5321 §4.2.1); a contradicting enhanced
+  // code does not, and a malformed code is never permanent (it used to bounce: any non-2/3/4 was 5).
+  const rows: Array<[string, boolean]> = [
+    ['550 4.7.1 policy', false],
+    ['450 5.1.1 try later', true],
+    ['999 what', true],
+    ['554 5.7.1 no', false],
+  ];
+  for (const [reply, temporary] of rows) {
+    it(`RCPT answered "${reply}" is ${temporary ? 'temporary' : 'permanent'}`, async () => {
+      const { port } = await scripted({
+        ehlo: [],
+        onLine(line, s) {
+          if (line.startsWith('MAIL')) s.write('250 2.1.0 ok\r\n');
+          else if (line.startsWith('RCPT')) s.write(`${reply}\r\n`);
+        },
+      });
+      const c = await connect(port);
+      await c.ehlo();
+      const r = await c.send(tx(['x@t.test']), Buffer.from('Subject: t\r\n\r\nx\r\n'));
+      assert.deepEqual(
+        r.recipients.map((x) => [x.ok, x.temporary, x.stage]),
+        [[false, temporary, 'rcpt']],
+      );
+      await c.quit();
+    });
+  }
+});
+
 describe('ConnectionPool', () => {
   it('limits concurrent sessions per destination and hands slots over in order', async () => {
     const pool = new ConnectionPool({ maxPerDestination: 2 });
