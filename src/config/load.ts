@@ -261,6 +261,7 @@ export async function parseConfig(text: string, label: string, baseDir: string):
     mtaSts: {
       enabled: file.mtaSts?.enabled ?? true,
       cacheDir: file.mtaSts?.cacheDir !== undefined ? abs(file.mtaSts.cacheDir) : join(queue.dir, 'mta-sts'),
+      ...(file.mtaSts?.allowPrivateAddresses === true ? { allowPrivateAddresses: true } : {}),
     },
     tlsrpt: tlsrptConfig(
       file.tlsrpt,

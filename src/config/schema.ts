@@ -122,8 +122,12 @@ export interface GatewayConfig {
    * resolver on this host, like Postfix and maddy) or 'any'.
    */
   dns: { servers: string[]; trustAd: 'loopback' | 'any' };
-  /** RFC 8461: apply MTA-STS to domains that publish a policy; policies cached in cacheDir. */
-  mtaSts: { enabled: boolean; cacheDir: string };
+  /**
+   * RFC 8461: apply MTA-STS to domains that publish a policy; policies cached in cacheDir.
+   * allowPrivateAddresses (INSECURE, default off): fetch policies from hosts on loopback or
+   * private addresses, for deliberately internal policy hosts (src/net/https.ts refuses them).
+   */
+  mtaSts: { enabled: boolean; cacheDir: string; allowPrivateAddresses?: boolean };
   /** RFC 8460 reports about our outbound sessions, stored in `store`, sent daily from `from`. */
   tlsrpt: { enabled: boolean; store: string; organization: string; contact: string; from: string };
   /** Static next hop per recipient domain (no MX lookup). Keys lower case. */
@@ -349,7 +353,13 @@ export const ConfigFileSchema = z.strictObject({
       trustAd: z.enum(['loopback', 'any']).optional(),
     })
     .optional(),
-  mtaSts: z.strictObject({ enabled: z.boolean().optional(), cacheDir: path.optional() }).optional(),
+  mtaSts: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      cacheDir: path.optional(),
+      allowPrivateAddresses: z.boolean().optional(),
+    })
+    .optional(),
   tlsrpt: z
     .strictObject({
       enabled: z.boolean().optional(),

@@ -127,6 +127,7 @@ export function requireTlsRefusal(hp: HostUse, t: Target): string {
   return `the policy for ${t.mxHost} is '${hp.level}' (${hp.why})${unvalidated}, which does not authenticate the receiving server`;
 }
 
+/** "mx.example.org [192.0.2.1]:25" for reasons and reply texts. */
 export function where(to: ConnectTo): string {
   return `${to.host} [${to.address}]:${to.port}`;
 }

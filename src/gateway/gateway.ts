@@ -27,7 +27,7 @@ import { adminTokens, startAdmin, warnLooseMode } from './admin.ts';
 import type { AdminServer } from './admin.ts';
 import { smtpHooks } from './hooks.ts';
 import { startMaintenance } from './maintenance.ts';
-import { createMetrics, registerQueueMetrics } from './metrics.ts';
+import { countOutboundTls, createMetrics, registerQueueMetrics } from './metrics.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { QueueManager } from './qmgr.ts';
 import { loadLiveConfig, policySpec } from './reload.ts';
@@ -94,10 +94,20 @@ export function deliveryDeps(
         `DANE is configured but the DNS server ${dnssec.server} is not trusted to validate (not on loopback, or systemd-resolved's stub): no TLSA record counts as secure (run a validating resolver such as unbound on this host and list it in dns.servers, or set dns.trustAd: any)`,
       );
   }
+  if (config.mtaSts.enabled && config.mtaSts.allowPrivateAddresses === true)
+    opts.log.warn(
+      { event: 'mta-sts.private-addresses-allowed' },
+      'mtaSts.allowPrivateAddresses is on (insecure): a domain can make postern fetch its policy from loopback or the local network',
+    );
   const sts = config.mtaSts.enabled
     ? new StsPolicyCache({
         dir: config.mtaSts.cacheDir,
-        fetch: { dns, ...(opts.ca ? { ca: opts.ca } : {}), ...(opts.mtaStsPort ? { port: opts.mtaStsPort } : {}) },
+        fetch: {
+          dns,
+          ...(opts.ca ? { ca: opts.ca } : {}),
+          ...(opts.mtaStsPort ? { port: opts.mtaStsPort } : {}),
+          ...(config.mtaSts.allowPrivateAddresses === true ? { allowPrivateAddresses: true } : {}),
+        },
         now,
         log: opts.log,
       })
@@ -137,8 +147,9 @@ export async function startGateway(config: GatewayConfig, opts: GatewayOptions):
   const now = opts.now ?? (() => new Date());
   const tls = await readTlsMaterial(config);
   const metrics: GatewayMetrics = createMetrics();
-  // One sink for every area: logged through pino, counted in postern_events_total.
-  const events = createEventSink({ log, registry: metrics.registry });
+  // One sink for every area: logged through pino, counted in postern_events_total; delivery
+  // attempts also feed postern_outbound_tls_total (level × rule met or failed).
+  const events = createEventSink({ log, registry: metrics.registry, extra: (e) => countOutboundTls(metrics, e) });
   const live = await loadLiveConfig(config);
   const limiter = new AuthRateLimiter(config.authRateLimit);
   // Secrets others can read, the admin tokens, and `postern user …` taking effect at once.

@@ -3,6 +3,7 @@
  * report for a real (closed) loopback endpoint.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -90,5 +91,51 @@ describe('core/version', () => {
     assert.equal(VERSION, pkg.version);
     assert.match(VERSION, /^\d+\.\d+\.\d+/);
     assert.equal(PRODUCT, `postern ${pkg.version}`);
+  });
+});
+
+const BIN = new URL('../../../bin/postern.js', import.meta.url).pathname;
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('postern scan CLI (thin: parse, runScan, print)', () => {
+  it('--version prints the package.json version', async () => {
+    const r = await cli(['--version']);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.trim(), VERSION);
+  });
+
+  it('--endpoint-timeout is checked like the other numeric options (usage error, exit 2)', async () => {
+    const r = await cli(['scan', '--endpoint-timeout', '5', '127.0.0.1:1']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--endpoint-timeout must be an integer from 1000 to 3600000, got "5"/);
+  });
+
+  it('prints the JSON report of a run and exits with its code', async () => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const port = (srv.address() as AddressInfo).port;
+    srv.close();
+    await once(srv, 'close');
+    const r = await cli([
+      'scan',
+      `smtp://127.0.0.1:${port}`,
+      '--json',
+      '--no-injection-test',
+      '--endpoint-timeout',
+      '30000',
+    ]);
+    assert.equal(r.code, SCAN_EXIT.unreachable, r.stderr);
+    const report = JSON.parse(r.stdout) as ScanReport;
+    assert.equal(report.schemaVersion, 1);
+    assert.equal(report.targets[0]?.port, port);
+    assert.equal(report.targets[0]?.reachable, false);
   });
 });
