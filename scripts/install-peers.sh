@@ -25,6 +25,7 @@ export DEBIAN_FRONTEND=noninteractive
 # nsd: the lab's authoritative server for its signed test zone and unsigned (insecure) child zone.
 # ldnsutils: ldns-keygen and ldns-signzone make the lab's local key and sign its zone.
 # chromium + fonts-dejavu-core: headless rendering of the HTML scan report (a font so text has glyphs).
+# python3-minimal: the crash tests hold SQLite's file lock with fcntl, which node cannot (test/helpers/crash.ts).
 PACKAGES=(
   postfix
   dovecot-core
@@ -45,6 +46,7 @@ PACKAGES=(
   ldnsutils
   chromium
   fonts-dejavu-core
+  python3-minimal
 )
 
 missing=()

@@ -9,6 +9,7 @@
  * A kill with the file open and no owner row written happened inside `openSqliteSpool`: opening
  * the database, SQLite's WAL recovery of the previous run's log, the schema transaction.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SPOOL_FILE } from '../../src/queue/sqlite.ts';
@@ -80,4 +81,38 @@ export function killPhase(e: { sawSpoolOpen: boolean; ownerWritten: boolean; rea
   if (e.ready) return 'serving';
   if (e.ownerWritten) return 'after-spool';
   return e.sawSpoolOpen ? 'opening-spool' : 'before-spool';
+}
+
+/**
+ * Holds a POSIX write lock on SQLite's shared-lock byte range of the spool database (SHARED_FIRST
+ * = 0x40000002, 510 bytes: sqlite3 os_unix.c), from a python3 helper, since node has no fcntl. A
+ * process opening the spool meanwhile cannot take its first shared lock: it waits inside
+ * `openSqliteSpool` for up to its busy timeout, so a kill then lands inside the open for certain,
+ * on any load. The database file must exist. `release()` drops the lock.
+ */
+export async function holdSpoolLock(queueDir: string): Promise<{ release(): Promise<void> }> {
+  const script = [
+    'import fcntl, os, sys',
+    'fd = os.open(sys.argv[1], os.O_RDWR)',
+    'fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 510, 0x40000002, 0)',
+    "print('locked', flush=True)",
+    'sys.stdin.read()',
+  ].join('\n');
+  const child = spawn('python3', ['-c', script, join(queueDir, SPOOL_FILE)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      if (s.includes('locked')) resolve();
+    });
+    child.on('error', reject);
+    void exited.then(() => reject(new Error(`the lock helper exited: ${err}`)));
+  });
+  return {
+    release: async () => {
+      child.stdin.end();
+      await exited;
+    },
+  };
 }

@@ -1,7 +1,9 @@
 /**
  * Crash durability of the SQLite spool: a writer process is SIGKILLed at random moments in the
- * middle of group commits, and some kills land inside the spool's open (WAL recovery of the previous
- * run's log, the schema transaction), ≥ 20 times on the same directory. Where each kill landed is
+ * middle of group commits, and some kills land inside the spool's open of the previous run's
+ * unrecovered WAL — for certain while it waits for a lock this test holds, and by timing alone
+ * (which can hit the WAL recovery and the schema transaction themselves) — ≥ 20 times on the same
+ * directory. Where each kill landed is
  * shown by evidence (test/helpers/crash.ts), not by the loop that aimed it. After
  * every kill the spool must open cleanly, pass integrity_check, and hold every message whose
  * enqueue had resolved — byte for byte. (SIGKILL tests the "acknowledged ⇒ committed" ordering and
@@ -15,17 +17,28 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { openSqliteSpool } from '../../src/queue/sqlite.ts';
-import { killPhase, killWhenSpoolOpen, ownerWritten, walBytes } from '../helpers/crash.ts';
+import { openSqliteSpool, SPOOL_FILE } from '../../src/queue/sqlite.ts';
+import { hasOpen, holdSpoolLock, killPhase, killWhenSpoolOpen, ownerWritten, walBytes } from '../helpers/crash.ts';
 import type { KillPhase } from '../helpers/crash.ts';
 
 const WRITER = fileURLToPath(new URL('../fixtures/queue-writer.ts', import.meta.url));
 const ROUNDS = 24;
 /** Kills aimed at the spool's open must land there, with a WAL to recover, this often (else try again, bounded). */
 const MIN_OPENING_KILLS = 2;
-const MAX_EXTRA_ROUNDS = 30;
-/** Every fourth round, and every other extra one, aims at the spool's open; the others at serving. */
-const aimsAtOpen = (round: number): boolean => (round < ROUNDS ? round % 4 === 1 : round % 2 === 1);
+const MAX_EXTRA_ROUNDS = 8;
+type Aim = 'locked' | 'open' | number;
+/**
+ * Every fourth round aims at the spool's open, alternately 'locked' (SQLite's lock held, so the
+ * writer waits inside the open: a certain hit) and 'open' (timed by polling: may land in the WAL
+ * recovery itself, or miss); every other extra round is 'locked'. The rest kill while writing.
+ */
+function aimOf(round: number): Aim {
+  if (round >= ROUNDS) return round % 2 === 1 ? 'locked' : 20 + Math.random() * 400;
+  if (round % 8 === 1) return 'locked';
+  if (round % 8 === 5) return 'open';
+  return 20 + Math.random() * 400;
+}
+const aimsAtOpen = (round: number): boolean => typeof aimOf(round) === 'string';
 const root = mkdtempSync(path.join(os.tmpdir(), 'postern-crash-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -42,10 +55,20 @@ interface Round {
 
 /**
  * Run the writer and SIGKILL it: `'open'` as soon as it has the spool database open (inside
- * `openSqliteSpool`), otherwise `killAfterMs` after its "ready" line. The phase the kill really
- * landed in comes from the evidence, not from the aim.
+ * `openSqliteSpool`), `'locked'` while it waits inside the open for the lock this test holds,
+ * otherwise `aim` ms after its "ready" line. The phase the kill really landed in comes from the
+ * evidence, not from the aim.
  */
-function runAndKill(dir: string, aim: 'open' | number): Promise<Round> {
+async function runAndKill(dir: string, aim: Aim): Promise<Round> {
+  const lock = aim === 'locked' ? await holdSpoolLock(dir) : null;
+  try {
+    return await runAndKillOnce(dir, aim);
+  } finally {
+    await lock?.release();
+  }
+}
+
+function runAndKillOnce(dir: string, aim: Aim): Promise<Round> {
   return new Promise((resolve, reject) => {
     // Aimed at the open: the writer runs at the lowest CPU priority, so on a busy machine its open
     // lasts long enough for the poll to see it (where the kill lands is still shown by evidence).
@@ -93,6 +116,18 @@ function runAndKill(dir: string, aim: 'open' | number): Promise<Round> {
       });
     });
     if (aim === 'open') sawSpoolOpen = killWhenSpoolOpen(kill, child.pid ?? -1, dir);
+    if (aim === 'locked') {
+      // The writer waits (busy timeout 5 s) with the file open; kill it somewhere in that wait.
+      void (async () => {
+        const db = path.join(dir, SPOOL_FILE);
+        for (let i = 0; i < 3000 && !sawSpoolOpen && child.exitCode === null; i++) {
+          sawSpoolOpen = hasOpen(child.pid ?? -1, db);
+          if (!sawSpoolOpen) await new Promise((r) => setTimeout(r, 5));
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 300));
+        kill();
+      })();
+    }
   });
 }
 
@@ -106,15 +141,18 @@ test(
     /** Kills inside the open with a WAL left by the previous kill: SQLite was recovering it. */
     let recoveringKills = 0;
     let aimedAtOpen = 0;
+    /** Kills timed by polling alone (no lock) that landed inside the open. */
+    let timedHits = 0;
     for (let round = 0; round < ROUNDS + MAX_EXTRA_ROUNDS; round++) {
       if (round >= ROUNDS && recoveringKills >= MIN_OPENING_KILLS && !aimsAtOpen(round)) break;
-      const aim = aimsAtOpen(round) ? 'open' : 20 + Math.random() * 400;
-      if (aim === 'open') aimedAtOpen++;
+      const aim = aimOf(round);
+      if (typeof aim === 'string') aimedAtOpen++;
       const pendingWal = walBytes(dir);
       const { acks, selfExit, phase } = await runAndKill(dir, aim);
       assert.equal(selfExit, null, `round ${round}: the writer died on its own`);
       phases.set(phase, (phases.get(phase) ?? 0) + 1);
       if (phase === 'opening-spool' && pendingWal > 0) recoveringKills++;
+      if (aim === 'open' && phase === 'opening-spool') timedHits++;
       for (const [id, a] of acks) acked.set(id, a);
 
       // Opening the spool here recovers and checkpoints its WAL; before a round aimed at the open,
@@ -137,7 +175,8 @@ test(
     const summary = [...phases].map(([p, n]) => `${p} ${n}`).join(', ');
     t.diagnostic(
       `${acked.size} acknowledged messages verified; kills by phase: ${summary}; ` +
-        `${aimedAtOpen} aimed at the open, ${recoveringKills} of those landing there had a WAL to recover`,
+        `${aimedAtOpen} aimed at the open, ${recoveringKills} landing there with a WAL to recover, ` +
+        `${timedHits} of them timed by polling alone`,
     );
     // The claims of this test, each shown by evidence: kills landed inside the spool's open, and in
     // the middle of serving (after the writer had acknowledged messages).

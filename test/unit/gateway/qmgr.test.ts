@@ -5,8 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -18,66 +16,12 @@ import { PolicyTable } from '../../../src/policy/table.ts';
 import { createSchedule } from '../../../src/queue/schedule.ts';
 import { openSqliteSpool } from '../../../src/queue/sqlite.ts';
 import type { Envelope } from '../../../src/queue/types.ts';
+import { startSmtpSink } from '../../helpers/smtp-sink.ts';
 
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-interface CountingSink {
-  port: number;
-  connections: number;
-  messages: number;
-  quits: number;
-  server: Server;
-}
-
-/** Plain SMTP sink (no STARTTLS) that counts connections, messages and QUITs. */
-async function startSink(): Promise<CountingSink> {
-  const sink: CountingSink = { port: 0, connections: 0, messages: 0, quits: 0, server: createServer() };
-  sink.server.on('connection', (s: Socket) => {
-    sink.connections++;
-    let buf = '';
-    let inData = false;
-    s.setEncoding('latin1');
-    s.on('error', () => s.destroy());
-    s.on('data', (chunk: string) => {
-      buf += chunk;
-      const out: string[] = [];
-      for (;;) {
-        if (inData) {
-          const end = buf.indexOf('\r\n.\r\n');
-          if (end < 0) break;
-          buf = buf.slice(end + 5);
-          inData = false;
-          sink.messages++;
-          out.push('250 2.0.0 queued\r\n');
-          continue;
-        }
-        const nl = buf.indexOf('\r\n');
-        if (nl < 0) break;
-        const verb = buf.slice(0, 4).toUpperCase();
-        buf = buf.slice(nl + 2);
-        if (verb === 'EHLO') out.push('250-sink.test\r\n250 PIPELINING\r\n');
-        else if (verb === 'DATA') {
-          out.push('354 go\r\n');
-          inData = true;
-          buf = '\r\n' + buf;
-        } else if (verb === 'QUIT') {
-          sink.quits++;
-          s.end(out.join('') + '221 bye\r\n');
-          return;
-        } else out.push('250 2.0.0 ok\r\n');
-      }
-      if (out.length) s.write(out.join(''));
-    });
-    s.write('220 sink.test ESMTP\r\n');
-  });
-  await new Promise<void>((r) => sink.server.listen(0, '127.0.0.1', r));
-  const a = sink.server.address();
-  sink.port = typeof a === 'object' && a !== null ? a.port : 0;
-  return sink;
-}
 
 function envelope(rcpt: string): Envelope {
   return {
@@ -119,7 +63,8 @@ const noDns: DnsClient = {
 
 describe('QueueManager connection reuse', () => {
   it('sends consecutive messages to one destination over one session and QUITs it on stop', async () => {
-    const sink = await startSink();
+    // Plain SMTP (no STARTTLS), PIPELINING only: the scriptable sink counts connections and QUITs.
+    const sink = await startSmtpSink({ hostname: 'sink.test', extensions: ['PIPELINING'] });
     const dir = mkdtempSync(path.join(os.tmpdir(), 'postern-qmgr-'));
     dirs.push(dir);
     const spool = await openSqliteSpool(path.join(dir, 'queue'));
@@ -143,7 +88,7 @@ describe('QueueManager connection reuse', () => {
       for (let i = 1; i <= 3; i++) {
         await spool.enqueue(envelope(`r${i}@dest.test`), body);
         qmgr.kick();
-        await until(`message ${i} at the sink`, () => sink.messages === i);
+        await until(`message ${i} at the sink`, () => sink.messages.length === i);
         // Delivered: every recipient final, so the message leaves the queue.
         await until(`message ${i} leaving the queue`, async () => (await spool.list()).length === 0);
       }
@@ -154,7 +99,7 @@ describe('QueueManager connection reuse', () => {
       await spool.close();
     }
     await until('QUIT of the cached session on stop', () => sink.quits === 1, 3000);
-    await new Promise<void>((r) => sink.server.close(() => r()));
+    await sink.close();
   });
 });
 
