@@ -24,5 +24,9 @@ echo "== typecheck"; npx tsc --noEmit
 echo "== lint"; npm run lint
 echo "== tests"
 # One runner invocation so node prints one closing summary for everything.
-node --test --test-concurrency=2 --test-timeout=300000 --test-force-exit \
+# No --test-force-exit: with it node silently drops verdicts of finished files and still exits 0
+# (nodejs/node#64833; measured here: 1083 of 1190 unit tests reported). A file that leaks a handle
+# is bounded instead: each test by --test-timeout, the whole run by `timeout`, so a hang fails CI
+# loudly rather than hiding results.
+timeout --signal=TERM --kill-after=30 4200 node --test --test-concurrency=2 --test-timeout=300000 \
   "test/unit/**/*.test.ts" "test/security/**/*.test.ts" "test/conformance/**/*.test.ts" "test/integration/**/*.test.ts"

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.ts';
 import { PosternError } from '../core/errors.ts';
 import { createEventSink } from '../core/events.ts';
+import type { EventSink } from '../core/events.ts';
 import type { DeliveryDeps } from '../delivery/deliver.ts';
 import { createDnssecResolver } from '../dns/dnssec.ts';
 import { createDnsClient } from '../dns/resolver.ts';
@@ -141,15 +142,22 @@ async function readTlsMaterial(config: GatewayConfig): Promise<{ key: string; ce
   return { key, cert, ...(clientCa ? { ca: [clientCa] } : {}) };
 }
 
+/**
+ * The gateway's one event sink, for every area: logged through pino, counted in
+ * postern_events_total, and the events with richer metrics (delivery.attempt →
+ * postern_outbound_tls_total) counted there too.
+ */
+export function gatewayEventSink(log: Logger, metrics: GatewayMetrics): EventSink {
+  return createEventSink({ log, registry: metrics.registry, extra: (e) => countOutboundTls(metrics, e) });
+}
+
 /** Starts everything the config describes. Throws PosternError (config/listen/queue) on failure. */
 export async function startGateway(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
   const log = opts.log;
   const now = opts.now ?? (() => new Date());
   const tls = await readTlsMaterial(config);
   const metrics: GatewayMetrics = createMetrics();
-  // One sink for every area: logged through pino, counted in postern_events_total; delivery
-  // attempts also feed postern_outbound_tls_total (level × rule met or failed).
-  const events = createEventSink({ log, registry: metrics.registry, extra: (e) => countOutboundTls(metrics, e) });
+  const events = gatewayEventSink(log, metrics);
   const live = await loadLiveConfig(config);
   const limiter = new AuthRateLimiter(config.authRateLimit);
   // Secrets others can read, the admin tokens, and `postern user …` taking effect at once.

@@ -34,8 +34,8 @@ export interface QueueManagerOptions {
   /** Backoff, lifetime and delay-warning age: the one place they are computed. */
   schedule: Schedule;
   /**
-   * How long a claim holds (default 1 h): longer than one delivery attempt can take (its
-   * connect/command timeouts bound it), so another node does not take over live work. A message
+   * How long a claim holds (default 1 h). Claims in flight are renewed every third of it, so a
+   * slow delivery keeps its message; a node that dies loses its claims when they lapse. A message
    * this manager re-claims while it is still delivering it only renews the lease.
    */
   leaseMs?: number;
@@ -95,6 +95,7 @@ export class QueueManager {
   /** Messages this manager is working on, with their current claim (renewed by a re-claim). */
   private readonly inFlight = new Map<string, Claim>();
   private timer: NodeJS.Timeout | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
   private running = false;
   private ticking: Promise<void> | null = null;
   private again = false;
@@ -124,6 +125,29 @@ export class QueueManager {
   start(): void {
     this.running = true;
     this.schedule(0);
+    const every = Math.max(1000, Math.floor((this.opts.leaseMs ?? DEFAULT_LEASE_MS) / 3));
+    this.renewTimer = setInterval(() => void this.renewLeases(), every);
+    this.renewTimer.unref();
+  }
+
+  /**
+   * Extend the lease of every message in flight (runs every third of the lease): another node
+   * sharing the spool must not take over a delivery that is merely slow.
+   */
+  async renewLeases(): Promise<void> {
+    const now = this.deps.now();
+    const leaseMs = this.opts.leaseMs ?? DEFAULT_LEASE_MS;
+    await Promise.all(
+      [...this.inFlight].map(async ([id, claim]) => {
+        try {
+          const renewed = await this.spool.renew(claim, now, leaseMs);
+          // Only if the work is still running with this claim (it may have completed meanwhile).
+          if (this.inFlight.get(id) === claim) this.inFlight.set(id, renewed);
+        } catch {
+          // Deleted or taken over: the holder's complete() reports it (qmgr.deliver-error).
+        }
+      }),
+    );
   }
 
   /** One pass now (expiries, delay warnings, due mail), resolved when its deliveries have finished. */
@@ -143,6 +167,8 @@ export class QueueManager {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
     await this.ticking;
     await Promise.allSettled([...this.active]);
     if (this.ownPool) await this.pool.close();
@@ -196,7 +222,7 @@ export class QueueManager {
     const warnBefore = sched.warnBefore(now);
     if (warnBefore !== null) {
       for (const msg of await this.claim(now, 100, { kind: 'delay-warning', createdBefore: warnBefore })) {
-        await this.guarded(msg, () => this.warn(msg, now));
+        await this.guarded(msg, () => this.warn(msg));
       }
     }
     const free = this.opts.concurrency - this.inFlight.size;
@@ -297,8 +323,7 @@ export class QueueManager {
     this.events.emit({ event: 'qmgr.expired', msgId: msg.id, recipients: final.map((r) => r.address) });
   }
 
-  private async warn(msg: ClaimedMessage, now: Date): Promise<void> {
-    void now;
+  private async warn(msg: ClaimedMessage): Promise<void> {
     const pending = msg.recipients.filter((r) => r.state === 'deferred');
     let dsn: PlannedDsn | null = null;
     if (pending.length) {

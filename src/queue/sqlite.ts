@@ -251,6 +251,7 @@ class SqliteSpoolImpl implements SqliteSpool {
     | 'setClaim'
     | 'endClaim'
     | 'settle'
+    | 'renew'
     | 'nextOne'
     | 'nextDeferred'
     | 'listAll'
@@ -322,6 +323,7 @@ class SqliteSpoolImpl implements SqliteSpool {
       ),
       setClaim: p('UPDATE messages SET claim_token = ?, lease_ms = ? WHERE id = ?'),
       endClaim: p('UPDATE messages SET claim_token = NULL, lease_ms = NULL WHERE id = ? AND claim_token = ?'),
+      renew: p('UPDATE messages SET lease_ms = ? WHERE id = ? AND claim_token = ?'),
       settle: p('UPDATE messages SET next_ms = ?, claim_token = NULL, lease_ms = NULL WHERE id = ?'),
       listAll: p(`SELECT ${MSG_COLS} FROM messages ORDER BY created_ms, rowid LIMIT ? OFFSET ?`),
       listState: p(
@@ -439,6 +441,13 @@ class SqliteSpoolImpl implements SqliteSpool {
         if (!row || row.idx !== u.id) {
           throw new PosternError('queue-unknown-recipient', `message ${claim.id} has no recipient #${u.id}`);
         }
+        // The id decides; a different address means the caller mixed up its recipients.
+        if (row.address !== u.address) {
+          throw new PosternError(
+            'queue-invalid',
+            `recipient #${u.id} of ${claim.id} is ${row.address}, not ${u.address}`,
+          );
+        }
         let next: number | null = null;
         if (!FINAL.has(u.state)) {
           // The schedule above the storage decides when; the spool refuses to guess.
@@ -474,6 +483,17 @@ class SqliteSpoolImpl implements SqliteSpool {
       if (removed) this.#s.delMsg.run(claim.id);
       else this.#s.settle.run(Math.min(...open.map((r) => r.next_ms ?? ms0)), claim.id);
       return { dsnIds, removed };
+    });
+  }
+
+  renew(claim: Claim, now: Date, leaseMs: number): Promise<Claim> {
+    const until = now.getTime() + Math.max(1, leaseMs);
+    return this.#write(false, () => {
+      if (Number(this.#s.renew.run(until, claim.id, claim.token).changes) === 0) {
+        if (!this.#s.getMsg.get(claim.id)) throw new PosternError('queue-not-found', `no queued message ${claim.id}`);
+        throw new PosternError('queue-lease-lost', `the claim on ${claim.id} lapsed and was taken over`);
+      }
+      return { ...claim, leaseUntil: new Date(until).toISOString() };
     });
   }
 

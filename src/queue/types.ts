@@ -92,7 +92,10 @@ export interface NewMessage {
 
 /** Everything one delivery attempt (or expiry, or delay warning) changes, applied in one step. */
 export interface Completion {
-  /** New status of some recipients, addressed by `id`. Non-final states need `nextAttemptAt`. */
+  /**
+   * New status of some recipients, addressed by `id` (its `address` must match, as a check).
+   * Non-final states need `nextAttemptAt`.
+   */
   recipients: RecipientStatus[];
   /** DSNs the results cause, enqueued in the same transaction as the results. */
   dsns?: NewMessage[];
@@ -146,6 +149,11 @@ export interface Spool {
    * power cut means one more delivery, never a lost message).
    */
   complete(claim: Claim, completion: Completion): Promise<CompletionResult>;
+  /**
+   * Extend a claim still held to `now + leaseMs` (a long delivery keeps its message). Rejects with
+   * `queue-lease-lost` when someone else holds it now, `queue-not-found` when it was deleted.
+   */
+  renew(claim: Claim, now: Date, leaseMs: number): Promise<Claim>;
   /** Give a claim back unchanged (e.g. the attempt could not run); a lapsed claim is a no-op. */
   release(claim: Claim): Promise<void>;
   /**

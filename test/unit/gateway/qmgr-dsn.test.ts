@@ -68,6 +68,7 @@ interface Harness {
   spool: Spool;
   qmgr: QueueManager;
   events: PosternEvent[];
+  clock: ReturnType<typeof testClock>;
   /** Messages in the spool other than `id`: the DSNs. */
   others(id: string): Promise<Array<{ msg: QueuedMessage; text: string }>>;
   close(): Promise<void>;
@@ -113,6 +114,7 @@ async function harness(
     spool,
     qmgr,
     events,
+    clock,
     others: async (id) => {
       const out: Array<{ msg: QueuedMessage; text: string }> = [];
       for (const msg of await raw.list()) {
@@ -276,6 +278,42 @@ describe('QueueManager: results and their DSNs in one step', () => {
       await h.qmgr.pass();
       assert.equal(await h.spool.get(id), null);
       assert.equal((await h.others(id)).length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('QueueManager: delay warning and expiry', () => {
+  it('warns once after 4 h of deferral, and bounces with the last temporary status after 5 days', async () => {
+    const h = await harness({ state: 'deferred', lastReply: '451 4.7.5 TLS policy not met' });
+    try {
+      const id = await h.spool.enqueue(envelope(), BODY);
+      await h.qmgr.pass();
+      assert.equal((await h.spool.get(id))?.recipients[0]!.state, 'deferred');
+      assert.deepEqual(await h.others(id), []);
+      h.clock.advance(4 * 3_600_000 + 1);
+      await h.qmgr.pass();
+      let dsns = await h.others(id);
+      assert.equal(dsns.length, 1, 'one delay warning');
+      assert.match(dsns[0]!.text, /^Action: delayed\r$/m);
+      assert.match(dsns[0]!.text, /^Will-Retry-Until: Sun, 06 Jul 2025 10:00:00 \+0000\r$/m);
+      assert.equal((await h.spool.get(id))?.warned, true);
+      h.clock.advance(3_600_000);
+      await h.qmgr.pass();
+      assert.equal((await h.others(id)).length, 1, 'warned once only');
+      // 5 days after arrival (the delay warning itself, queued 4 h later, has not expired yet).
+      h.clock.advance(5 * 86_400_000 - 5 * 3_600_000);
+      await h.qmgr.pass();
+      assert.equal(await h.spool.get(id), null, 'expired: the message left the queue');
+      dsns = await h.others(id);
+      assert.equal(dsns.length, 2);
+      const bounce = dsns.find((d) => /^Action: failed\r$/m.test(d.text));
+      assert.ok(bounce, 'a failure report');
+      // The temporary failure that kept it queued, still 4.x.x (RFC 3464 §2.3.4), and the lifetime in words.
+      assert.match(bounce.text, /^Status: 4\.7\.5\r$/m);
+      assert.match(bounce.text, /gave up after 5 days in the queue/);
+      assert.ok(h.events.some((e) => e.event === 'qmgr.expired' && e.msgId === id));
     } finally {
       await h.close();
     }

@@ -23,10 +23,10 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function envelope(rcpt: string): Envelope {
+function envelope(rcpt: string, notify: Envelope['recipients'][number]['dsn']['notify'] = null): Envelope {
   return {
     mailFrom: 'alice@example.com',
-    recipients: [{ address: rcpt, dsn: { notify: null, orcpt: null } }],
+    recipients: [{ address: rcpt, dsn: { notify, orcpt: null } }],
     size: null,
     body: '7BIT',
     smtputf8: false,
@@ -101,6 +101,57 @@ describe('QueueManager connection reuse', () => {
     await until('QUIT of the cached session on stop', () => sink.quits === 1, 3000);
     await sink.close();
   });
+});
+
+describe('QueueManager success reports with the real delivery step (RFC 3461 §5.2.1, §5.2.2)', () => {
+  for (const dsn of [true, false]) {
+    it(`NOTIFY=SUCCESS to a next hop ${dsn ? 'with' : 'without'} DSN: ${dsn ? 'passed on, no own report' : 'one "relayed" report'}`, async () => {
+      const sink = await startSmtpSink({
+        hostname: 'sink.test',
+        extensions: dsn ? ['PIPELINING', 'DSN'] : ['PIPELINING'],
+      });
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'postern-qmgr-'));
+      dirs.push(dir);
+      const spool = await openSqliteSpool(path.join(dir, 'queue'));
+      const qmgr = new QueueManager(
+        spool,
+        {
+          dns: noDns,
+          policy: new PolicyTable({ default: { level: 'may', profile: null } }),
+          routes: { 'dest.test': `127.0.0.1:${sink.port}` },
+          heloName: 'relay.test',
+          now: () => new Date(),
+        },
+        {
+          hostname: 'relay.test',
+          concurrency: 2,
+          pollMs: 60_000,
+          schedule: createSchedule(),
+          log: pino({ level: 'silent' }),
+        },
+      );
+      try {
+        const id = await spool.enqueue(envelope('r@dest.test', ['SUCCESS']), Buffer.from('Subject: t\r\n\r\nhi\r\n'));
+        await qmgr.pass();
+        assert.equal(sink.messages.length, 1);
+        assert.equal(await spool.get(id), null, 'delivered');
+        const rcpt = sink.commands.find((c) => /^RCPT /i.test(c)) ?? '';
+        const left = await spool.list();
+        if (dsn) {
+          assert.match(rcpt, /NOTIFY=SUCCESS/, 'NOTIFY passed on to the DSN-capable next hop');
+          assert.deepEqual(left, [], 'the next hop reports; postern does not');
+        } else {
+          assert.doesNotMatch(rcpt, /NOTIFY/);
+          assert.equal(left.length, 1);
+          assert.match((await spool.readMessage(left[0]!.id)).toString(), /^Action: relayed\r$/m);
+        }
+      } finally {
+        await qmgr.stop();
+        await spool.close();
+        await sink.close();
+      }
+    });
+  }
 });
 
 it('describes queue lifetimes in words for bounce texts', () => {

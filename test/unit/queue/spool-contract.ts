@@ -193,6 +193,28 @@ export function spoolContract(name: string, factory: SpoolFactory): void {
       }
     });
 
+    it('renew keeps a claim past its first lease; a claim someone else took cannot be renewed', async () => {
+      const { spool, clock } = await fresh();
+      try {
+        const id = await spool.enqueue(testEnvelope(['a@x.test']), Buffer.from('a'));
+        const [m] = await spool.claim(clock.now(), 1, { leaseMs: 60_000 });
+        clock.advance(50_000);
+        const renewed = await spool.renew(m!.claim, clock.now(), 60_000);
+        assert.equal(renewed.leaseUntil, '2025-07-01T10:01:50.000Z');
+        assert.equal(renewed.token, m!.claim.token);
+        clock.advance(20_000); // past the first lease, within the renewed one
+        assert.deepEqual(await spool.claim(clock.now(), 1), [], 'still held');
+        clock.advance(60_000);
+        const [other] = await spool.claim(clock.now(), 1);
+        assert.equal(other?.id, id, 'lapsed after the renewed lease');
+        await assert.rejects(spool.renew(m!.claim, clock.now(), 60_000), { code: 'queue-lease-lost' });
+        await spool.delete(id);
+        await assert.rejects(spool.renew(other!.claim, clock.now(), 60_000), { code: 'queue-not-found' });
+      } finally {
+        await spool.close();
+      }
+    });
+
     it('release gives a claim back; a stale release does nothing', async () => {
       const { spool, clock } = await fresh();
       try {
@@ -290,6 +312,10 @@ export function spoolContract(name: string, factory: SpoolFactory): void {
           { code: 'queue-unknown-recipient' },
         );
         assert.equal((await spool.get(id))?.recipients[0]!.state, 'queued', 'nothing of the failed update stuck');
+        // An id with another recipient's address is a caller's mix-up, refused.
+        await assert.rejects(spool.complete(c2, { recipients: [result(0, 'other@x.test', 'delivered')] }), {
+          code: 'queue-invalid',
+        });
       } finally {
         await spool.close();
       }
