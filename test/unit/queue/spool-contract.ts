@@ -209,7 +209,7 @@ export function spoolContract(name: string, factory: SpoolFactory): void {
         assert.equal(other?.id, id, 'lapsed after the renewed lease');
         await assert.rejects(spool.renew(m!.claim, clock.now(), 60_000), { code: 'queue-lease-lost' });
         await spool.delete(id);
-        await assert.rejects(spool.renew(other!.claim, clock.now(), 60_000), { code: 'queue-not-found' });
+        await assert.rejects(spool.renew(other.claim, clock.now(), 60_000), { code: 'queue-not-found' });
       } finally {
         await spool.close();
       }
