@@ -164,7 +164,8 @@ interface Mta {
   name: MtaName;
   port: number;
   version: string;
-  pids(): Promise<number[]>;
+  /** A plain function (sampled unbound by sampleMemory). */
+  pids: () => Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -278,7 +279,7 @@ async function startPosternRelay(
     name: v8default ? 'postern-v8default' : 'postern',
     port,
     version: `postern (Node ${process.versions.node})`,
-    pids: async () => (exited ? [] : [pid]),
+    pids: () => Promise.resolve(exited ? [] : [pid]),
     async stop() {
       if (!exited) {
         const gone = new Promise((r) => child.once('exit', r));

@@ -208,7 +208,7 @@ export async function benchScan(o: Options): Promise<string> {
       );
       testsslE.runs.push(r.durationMs);
       testsslE.connections.push(connections);
-      testsslE.suites = r.suites as SuiteSets;
+      testsslE.suites = r.suites;
       log(`testssl -E: ${fmtS(r.durationMs)} s, ${connections} connections`);
     }
 

@@ -21,7 +21,7 @@ fi
 export POSTERN_REQUIRE_PEERS=1
 
 echo "== typecheck"; npx tsc --noEmit
-echo "== lint"; npx eslint . && npx prettier --check .
+echo "== lint"; npm run lint
 echo "== tests"
 # One runner invocation so node prints one closing summary for everything.
 # No --test-force-exit: with it node silently drops verdicts of finished files and still exits 0

@@ -6,6 +6,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { isPosternError } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
 import { registerUserCommands } from './commands/user.ts';
+// Type-only: erased at run time, so the lazy loading below stays lazy.
+import type { DemoCliOptions } from './commands/demo.ts';
+import type { PolicyCliOptions } from './commands/policy.ts';
+import type { QueueCliOptions } from './commands/queue.ts';
+import type { ScanCliOptions } from './commands/scan.ts';
+import type { ServeCliOptions } from './commands/serve.ts';
+import type { TestbedCliOptions } from './commands/testbed.ts';
+import type { TlsRptShowOptions } from './commands/tlsrpt.ts';
 // Command modules are imported when their command runs: loading the testbed, HTML renderer or
 // gateway for a plain scan would only slow start-up.
 
@@ -75,7 +83,7 @@ export function buildProgram(out: { exitCode: number }): Command {
         .default(120_000),
     )
     .option('--no-injection-test', 'skip the safe STARTTLS command-injection check')
-    .action(async (targets: string[], opts) => {
+    .action(async (targets: string[], opts: ScanCliOptions) => {
       const { scanCommand } = await import('./commands/scan.ts');
       out.exitCode = await scanCommand(targets, opts);
     });
@@ -93,7 +101,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('--state-dir <dir>', 'cache the testbed CA and keys here', 'var/testbed')
     .option('--manifest <path>', 'write the manifest JSON here (default: <state-dir>/manifest.json)')
     .option('--json', 'print the manifest as JSON instead of a table')
-    .action(async (opts) => {
+    .action(async (opts: TestbedCliOptions) => {
       const { testbedCommand } = await import('./commands/testbed.ts');
       out.exitCode = await testbedCommand(opts);
     });
@@ -103,7 +111,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     .description('start the testbed and scan every server in it: shows what postern finds, with nothing external')
     .option('--only <ids>', 'comma-separated server ids or globs')
     .option('--json', 'print the scan report as JSON')
-    .action(async (opts) => {
+    .action(async (opts: DemoCliOptions) => {
       const { demoCommand } = await import('./commands/demo.ts');
       out.exitCode = await demoCommand(opts);
     });
@@ -112,7 +120,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     .description('run the gateway MTA (MX + submission in, queue, policy-enforced delivery out)')
     .option('-c, --config <file>', 'YAML config (docs/configuration.md); default: the embedded localhost setup')
     .option('--state-dir <dir>', 'state for the embedded default (certificate, queue)', 'var')
-    .action(async (opts) => {
+    .action(async (opts: ServeCliOptions) => {
       const { serveCommand } = await import('./commands/serve.ts');
       out.exitCode = await serveCommand(opts);
     });
@@ -129,7 +137,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('--limit <n>', 'list: at most this many messages (default 100, at most 1000)')
     .option('--offset <n>', 'list: skip this many first (see the "more:" line)')
     .option('--json', 'print JSON')
-    .action(async (action: string, id: string | undefined, opts) => {
+    .action(async (action: string, id: string | undefined, opts: QueueCliOptions) => {
       const { queueCommand } = await import('./commands/queue.ts');
       out.exitCode = await queueCommand(action, id, opts);
     });
@@ -143,7 +151,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('-c, --config <file>', 'YAML config (policy, routes, dns)')
     .option('--state-dir <dir>', 'state dir of the embedded default', 'var')
     .option('--json', 'print JSON')
-    .action(async (domain: string, opts) => {
+    .action(async (domain: string, opts: PolicyCliOptions) => {
       const { policyCheckCommand } = await import('./commands/policy.ts');
       out.exitCode = await policyCheckCommand(domain, opts);
     });
@@ -158,7 +166,7 @@ export function buildProgram(out: { exitCode: number }): Command {
     .option('--day <YYYY-MM-DD>', 'that UTC day, whatever its delivery state (default: every day not yet sent)')
     .option('--domain <domain>', 'only this policy domain')
     .option('--json', 'print the RFC 8460 report JSON (an array, one per policy domain and UTC day)')
-    .action(async (opts) => {
+    .action(async (opts: TlsRptShowOptions) => {
       const { tlsrptShowCommand } = await import('./commands/tlsrpt.ts');
       out.exitCode = await tlsrptShowCommand(opts);
     });

@@ -172,7 +172,7 @@ export async function ensureSelfSignedCertificate(
   const now = Date.now();
   try {
     // Imported here: @peculiar/x509 is only needed the first time, not for every config load.
-    const { issueCertificate } = await import('../testbed/pki.ts');
+    const { issueCertificate } = await import('../tls/cert/pki.ts');
     const issued = await issueCertificate({
       names: [...new Set(names)],
       keyType: { kind: 'ec', curve: 'P-256' },

@@ -12,7 +12,6 @@ import { loadProfileFile } from '../tls/profiles/custom.ts';
 import { getProfile, isProfileId } from '../tls/profiles/index.ts';
 import { DEFAULT_AUTH_RATE_LIMIT, DEFAULT_LIMITS, DEFAULT_POLICY, DEFAULT_QUEUE, tlsrptConfig } from './defaults.ts';
 import { cidrContains, parseCidr, parseDomain } from './net.ts';
-import type { HostPort } from './net.ts';
 import { ConfigFileSchema } from './schema.ts';
 import type { ConfigFile, DomainPolicyConfig, GatewayConfig, ListenerConfig, PolicyProfileRef } from './schema.ts';
 import { invalidConfig, locatedAt, readYamlFile, validateYaml } from './yaml-errors.ts';
@@ -126,8 +125,8 @@ async function resolveProfile(
 function listeners(c: Checker, file: ConfigFile): ListenerConfig[] {
   const out = file.listen.map((l): ListenerConfig => ({
     name: l.name,
-    address: l.address as string,
-    port: l.port as number,
+    address: l.address,
+    port: l.port,
     mode: l.mode,
     role: l.role,
     auth: l.auth ?? (l.role === 'submission' ? 'required' : 'none'),
@@ -184,11 +183,11 @@ export async function parseConfig(text: string, label: string, baseDir: string):
   const queue = {
     dir: abs(q.dir ?? 'var/queue'),
     backend: q.backend ?? DEFAULT_QUEUE.backend,
-    maxLifetimeMs: (q.maxLifetime as number | undefined) ?? DEFAULT_QUEUE.maxLifetimeMs,
-    delayWarningMs: (q.delayWarning as number | undefined) ?? DEFAULT_QUEUE.delayWarningMs,
+    maxLifetimeMs: q.maxLifetime ?? DEFAULT_QUEUE.maxLifetimeMs,
+    delayWarningMs: q.delayWarning ?? DEFAULT_QUEUE.delayWarningMs,
     retry: {
-      initialMs: (q.retry?.initial as number | undefined) ?? DEFAULT_QUEUE.retry.initialMs,
-      maxMs: (q.retry?.max as number | undefined) ?? DEFAULT_QUEUE.retry.maxMs,
+      initialMs: q.retry?.initial ?? DEFAULT_QUEUE.retry.initialMs,
+      maxMs: q.retry?.max ?? DEFAULT_QUEUE.retry.maxMs,
     },
   };
   if (queue.retry.initialMs > queue.retry.maxMs)
@@ -196,7 +195,7 @@ export async function parseConfig(text: string, label: string, baseDir: string):
   if (queue.delayWarningMs >= queue.maxLifetimeMs)
     c.at(['queue', 'delayWarning'], 'the delay warning would come after the message bounces (queue.maxLifetime)');
 
-  const routes = normalizedKeys(c, ['routes'], file.routes, (_k, v) => v as HostPort);
+  const routes = normalizedKeys(c, ['routes'], file.routes, (_k, v) => v);
   const recipients = normalizedKeys(c, ['relay', 'recipients'], file.relay?.recipients, (_k, v) => [
     ...new Set(v.map((l) => l.toLowerCase())),
   ]);
@@ -221,8 +220,8 @@ export async function parseConfig(text: string, label: string, baseDir: string):
   let admin: GatewayConfig['admin'] = null;
   if (file.admin !== undefined) {
     admin = {
-      address: file.admin.address as string,
-      port: file.admin.port as number,
+      address: file.admin.address,
+      port: file.admin.port,
       tokenFile: abs(file.admin.tokenFile ?? join(queue.dir, 'admin.token')),
       metricsTokenFile: file.admin.metricsTokenFile === undefined ? null : abs(file.admin.metricsTokenFile),
     };
@@ -250,7 +249,7 @@ export async function parseConfig(text: string, label: string, baseDir: string):
     relay: {
       domains: [...new Set(file.relay?.domains ?? [])],
       localDomains: [...new Set(file.relay?.localDomains ?? [])],
-      networks: [...new Set((file.relay?.networks ?? []) as string[])],
+      networks: [...new Set(file.relay?.networks ?? [])],
       senderMustMatchLogin: file.relay?.senderMustMatchLogin ?? true,
       // RFC 5321 §4.5.1: <Postmaster> must be deliverable; our first domain, else this host.
       postmaster: file.relay?.postmaster ?? `postmaster@${ourDomains[0] ?? file.hostname}`,
@@ -258,7 +257,7 @@ export async function parseConfig(text: string, label: string, baseDir: string):
       rejectUnauthenticatedLocalSenders: file.relay?.rejectUnauthenticatedLocalSenders ?? false,
     },
     queue,
-    dns: { servers: (file.dns?.servers ?? []) as string[], trustAd: file.dns?.trustAd ?? 'loopback' },
+    dns: { servers: file.dns?.servers ?? [], trustAd: file.dns?.trustAd ?? 'loopback' },
     mtaSts: {
       enabled: file.mtaSts?.enabled ?? true,
       cacheDir: file.mtaSts?.cacheDir !== undefined ? abs(file.mtaSts.cacheDir) : join(queue.dir, 'mta-sts'),
@@ -270,23 +269,22 @@ export async function parseConfig(text: string, label: string, baseDir: string):
       file.tlsrpt?.store !== undefined ? abs(file.tlsrpt.store) : join(queue.dir, 'tlsrpt.sqlite'),
     ),
     routes,
-    relayhost: (file.relayhost as HostPort | undefined) ?? null,
+    relayhost: file.relayhost ?? null,
     policy: { default: policyDefault, domains: policyDomains },
     limits: {
-      maxMessageSize: (l.maxMessageSize as number | undefined) ?? DEFAULT_LIMITS.maxMessageSize,
-      maxRecipients: (l.maxRecipients as number | undefined) ?? DEFAULT_LIMITS.maxRecipients,
-      maxLineLength: (l.maxLineLength as number | undefined) ?? DEFAULT_LIMITS.maxLineLength,
-      commandTimeoutMs: (l.commandTimeout as number | undefined) ?? DEFAULT_LIMITS.commandTimeoutMs,
-      dataTimeoutMs: (l.dataTimeout as number | undefined) ?? DEFAULT_LIMITS.dataTimeoutMs,
-      maxConnections: (l.maxConnections as number | undefined) ?? DEFAULT_LIMITS.maxConnections,
-      maxConnectionsPerIp: (l.maxConnectionsPerIp as number | undefined) ?? DEFAULT_LIMITS.maxConnectionsPerIp,
-      maxErrors: (l.maxErrors as number | undefined) ?? DEFAULT_LIMITS.maxErrors,
-      maxSubmissionConnections:
-        (l.maxSubmissionConnections as number | undefined) ?? DEFAULT_LIMITS.maxSubmissionConnections,
-      junkCommandLimit: (l.junkCommandLimit as number | undefined) ?? DEFAULT_LIMITS.junkCommandLimit,
-      dataDeadlineMs: (l.dataDeadline as number | undefined) ?? DEFAULT_LIMITS.dataDeadlineMs,
-      stressTimeoutMs: (l.stressTimeout as number | undefined) ?? DEFAULT_LIMITS.stressTimeoutMs,
-      stressThreshold: (l.stressThreshold as number | undefined) ?? DEFAULT_LIMITS.stressThreshold,
+      maxMessageSize: l.maxMessageSize ?? DEFAULT_LIMITS.maxMessageSize,
+      maxRecipients: l.maxRecipients ?? DEFAULT_LIMITS.maxRecipients,
+      maxLineLength: l.maxLineLength ?? DEFAULT_LIMITS.maxLineLength,
+      commandTimeoutMs: l.commandTimeout ?? DEFAULT_LIMITS.commandTimeoutMs,
+      dataTimeoutMs: l.dataTimeout ?? DEFAULT_LIMITS.dataTimeoutMs,
+      maxConnections: l.maxConnections ?? DEFAULT_LIMITS.maxConnections,
+      maxConnectionsPerIp: l.maxConnectionsPerIp ?? DEFAULT_LIMITS.maxConnectionsPerIp,
+      maxErrors: l.maxErrors ?? DEFAULT_LIMITS.maxErrors,
+      maxSubmissionConnections: l.maxSubmissionConnections ?? DEFAULT_LIMITS.maxSubmissionConnections,
+      junkCommandLimit: l.junkCommandLimit ?? DEFAULT_LIMITS.junkCommandLimit,
+      dataDeadlineMs: l.dataDeadline ?? DEFAULT_LIMITS.dataDeadlineMs,
+      stressTimeoutMs: l.stressTimeout ?? DEFAULT_LIMITS.stressTimeoutMs,
+      stressThreshold: l.stressThreshold ?? DEFAULT_LIMITS.stressThreshold,
     },
     authRateLimit: {
       perIp: rule(rl.perIp, DEFAULT_AUTH_RATE_LIMIT.perIp),

@@ -215,7 +215,7 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  return String(v);
+  return typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : typeof v;
 }
 
 function intIn(min: number, max: number) {
@@ -248,7 +248,7 @@ function sizeIn(min: number, max: number, range: string) {
 const domain = checked((v) =>
   typeof v === 'string' ? parseDomain(v) : { error: `expected a domain name, got ${describe(v)}` },
 );
-const domainName = domain.transform((d) => (d as { domain: string }).domain);
+const domainName = domain.transform((d) => d.domain);
 
 const ipAddress = checked((v) =>
   typeof v === 'string' && isIP(v) !== 0 && !v.includes('%')

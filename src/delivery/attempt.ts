@@ -18,18 +18,7 @@ import { analyzeChain } from '../tls/cert/chain.ts';
 import type { ChainReport } from '../tls/cert/chain.ts';
 import type { NegotiatedSession } from '../tls/session.ts';
 import { policySource } from './outcome.ts';
-import type { ConnectTo, Connector, DeliveryConnection, HostUse, Target } from './types.ts';
-
-/** What TLS-RPT and the logs need to know about the TLS part of an attempt. */
-export interface AttemptFacts {
-  /** STARTTLS was advertised. */
-  offered: boolean;
-  session: NegotiatedSession | null;
-  /** The peer chain analysed at the caller's `now`; null without a (parseable) chain. */
-  chain: ChainReport | null;
-  localAddress: string | null;
-  ehloName: string | null;
-}
+import type { AttemptFacts, ConnectTo, Connector, DeliveryConnection, HostUse, Target } from './types.ts';
 
 export type AttemptResult =
   /** The policy is met: `connection` is ready for MAIL (over TLS, or in cleartext where allowed). */

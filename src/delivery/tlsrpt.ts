@@ -7,9 +7,8 @@ import { decide } from '../policy/decide.ts';
 import type { PolicyFailure } from '../policy/decide.ts';
 import type { ReportPolicy } from '../policy/resolve.ts';
 import type { ResultType, TlsRptFailure, TlsRptPolicy } from '../report/tlsrpt/aggregate.ts';
-import type { AttemptFacts } from './attempt.ts';
 import type { PolicyDecision } from '../policy/decide.ts';
-import type { ConnectTo, DomainCtx, HostSkip, HostUse, Target } from './types.ts';
+import type { AttemptFacts, ConnectTo, DomainCtx, HostSkip, HostUse, Target } from './types.ts';
 import { viaMx } from './types.ts';
 
 /** RFC 8460 §4.3 result type for a policy failure. */

@@ -19,7 +19,19 @@ import type {
   StartTlsClientOptions,
   TransactionResult,
 } from '../smtp/client/session.ts';
+import type { ChainReport } from '../tls/cert/chain.ts';
 import type { NegotiatedSession } from '../tls/session.ts';
+
+/** What TLS-RPT and the logs need to know about the TLS part of an attempt. */
+export interface AttemptFacts {
+  /** STARTTLS was advertised. */
+  offered: boolean;
+  session: NegotiatedSession | null;
+  /** The peer chain analysed at the caller's `now`; null without a (parseable) chain. */
+  chain: ChainReport | null;
+  localAddress: string | null;
+  ehloName: string | null;
+}
 
 /** What an MTA-STS source (src/policy/mta-sts/cache.ts StsPolicyCache) answers; structural. */
 export interface StsView {

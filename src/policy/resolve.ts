@@ -19,7 +19,7 @@
  *    also over an explicit per-domain entry). In `testing` mode the check only feeds TLS-RPT.
  */
 import type { TlsaRecord } from '../dns/dnssec.ts';
-import type { ResultType, TlsRptPolicy } from '../report/tlsrpt/aggregate.ts';
+import type { ResultType, TlsRptPolicy } from './tlsrpt.ts';
 import type { Profile } from '../tls/profiles/types.ts';
 import type { DaneState } from './dane/lookup.ts';
 import { daneNames } from './dane/lookup.ts';

@@ -13,7 +13,8 @@ import type { TlsLevel } from './levels.ts';
 
 /** One policy entry. `profile`: a built-in id ('bsi', …) or an already loaded Profile. */
 export interface PolicyEntrySpec {
-  level: TlsLevel | string;
+  /** A TlsLevel name as written ('may', 'verify', …); parseLevel checks it. */
+  level: string;
   profile?: string | Profile | null;
 }
 

@@ -161,6 +161,7 @@ interface Job {
 
 const MSG_COLS = 'id, created_ms, created_at, envelope, size, warned, claim_token';
 
+/* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous; the Spool methods below are async only so that a throw (closed queue, SQLite error) becomes a rejection, as the contract promises. */
 /**
  * Open (creating if needed) the spool in `dir` (mode 0700, database file 0600). Fails with
  * `queue-locked` when another process owns it, `queue-open` when the file cannot be opened.
@@ -761,7 +762,7 @@ function errMsg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-function asQueueError(e: unknown): unknown {
+function asQueueError(e: unknown): PosternError {
   if (e instanceof PosternError) return e;
   return new PosternError('queue-io', `queue database error: ${errMsg(e)}`, { cause: e });
 }

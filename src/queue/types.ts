@@ -4,46 +4,9 @@
  * between src/smtp/server (producer), src/queue (storage) and src/delivery (consumer).
  */
 
-/** RFC 3461 DSN parameters of one recipient. */
-export interface RecipientDsn {
-  /** NOTIFY=NEVER | SUCCESS,FAILURE,DELAY; null = not given (default: FAILURE,DELAY). */
-  notify: Array<'SUCCESS' | 'FAILURE' | 'DELAY'> | 'NEVER' | null;
-  /** ORCPT, as given (e.g. "rfc822;user@example.org"), xtext-decoded. */
-  orcpt: string | null;
-}
-
-export interface EnvelopeRecipient {
-  address: string;
-  dsn: RecipientDsn;
-}
-
-/** What smtpd learned about the message's arrival. */
-export interface ArrivalInfo {
-  /** Listener name from config (e.g. 'mx', 'submission'). */
-  listener: string;
-  clientAddress: string;
-  clientHelo: string | null;
-  /** SASL user when authenticated. */
-  authUser: string | null;
-  tls: { protocol: string; cipher: string; bits: number | null; clientCertSubject: string | null } | null;
-  receivedAt: string; // ISO 8601
-}
-
-export interface Envelope {
-  /** Reverse path; '' for the null sender (bounces). */
-  mailFrom: string;
-  recipients: EnvelopeRecipient[];
-  /** MAIL FROM parameters that travel with the message. */
-  size: number | null;
-  body: '7BIT' | '8BITMIME' | 'BINARYMIME';
-  smtputf8: boolean;
-  /** RFC 8689 REQUIRETLS given on MAIL FROM. */
-  requireTls: boolean;
-  /** RFC 3461 RET and ENVID. */
-  dsnRet: 'FULL' | 'HDRS' | null;
-  dsnEnvid: string | null;
-  arrival: ArrivalInfo;
-}
+// moved: import these from '../core/envelope.ts' (shim kept while the issue 9 branches merge; delete after).
+import type { Envelope } from '../core/envelope.ts';
+export type { ArrivalInfo, Envelope, EnvelopeRecipient, RecipientDsn } from '../core/envelope.ts';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'bounced';
 

@@ -9,73 +9,17 @@ import type { DnssecAnswer, DnssecStatus, TlsaRecord } from '../dns/dnssec.ts';
 import type { DaneState } from '../policy/dane/lookup.ts';
 import { classifyTlsa, formatTlsa, tlsaAssociation, verifyDane } from '../policy/dane/verify.ts';
 import type { Finding } from './findings.ts';
+import type { DaneAddressReport, DaneHostReport, DaneRecordReport, DaneRollover } from './report.ts';
 
-/** What a DANE-aware sender does with one MX host: DaneState's kind (src/policy/dane/lookup.ts). */
-export type DaneHostState = DaneState['kind'];
-
-export interface DaneRecordReport {
-  /** Presentation form after the owner name: "3 1 1 <hex>". */
-  record: string;
-  usable: boolean;
-  /** Why an SMTP client ignores it (RFC 7672 §3.1.3), else null. */
-  unusableReason: string | null;
-  /** It matches a certificate in a chain some scanned address served (by association data only). */
-  matchesServed: boolean;
-}
-
-export interface DaneAddressReport {
-  address: string;
-  /**
-   * Every chain this address served is authenticated by the usable records (RFC 7672 §3);
-   * null when not checked (no usable secure records, or no chain was captured).
-   */
-  match: boolean | null;
-  /** The record that authenticated the first chain. */
-  matched: string | null;
-  /** The verifier's words: why it matched or why not. */
-  reason: string | null;
-}
-
-/** How a host is prepared for the next key or certificate change (see docs/scan-schema.md). */
-export interface DaneRollover {
-  ready: boolean;
-  /**
-   * `current+next`: a usable record matches the served chain and another usable record matches
-   * none of it (the pre-published next key/certificate, RFC 7671 §8.1);
-   * `ee+ta`: a matching DANE-EE(3) record and a matching DANE-TA(2) record (the common
-   * "3 1 1 + 2 1 1" practice: a re-key under the same CA keeps the 2 x x match, a change of CA
-   * keeps the 3 1 1 match while the key stays);
-   * null when not ready.
-   */
-  basis: 'current+next' | 'ee+ta' | null;
-  reason: string;
-}
-
-export interface DaneHostReport {
-  mxHost: string;
-  port: number;
-  /** `_<port>._tcp.<TLSA base domain>` as queried (RFC 7672 §2.2.2). */
-  tlsaName: string;
-  /** DNSSEC status of the MX host's A/AAAA records. */
-  addressStatus: DnssecStatus;
-  /** DNSSEC status of the TLSA answer; null when it was not looked up. */
-  tlsaStatus: DnssecStatus | null;
-  state: DaneHostState;
-  records: DaneRecordReport[];
-  addresses: DaneAddressReport[];
-  /** null unless the state is `dane`. */
-  rollover: DaneRollover | null;
-  /** The resolver's words for a bogus or indeterminate answer. */
-  detail: string | null;
-}
-
-export interface DaneReport {
-  /** DNSSEC status of the domain's MX RRset (RFC 7672 §2.2.1: informational, DANE may apply anyway). */
-  mxStatus: DnssecStatus | null;
-  /** False when the resolver's AD bit is not trusted: then nothing can be `secure`. */
-  validatingResolver: boolean;
-  hosts: DaneHostReport[];
-}
+// moved: import from './report.ts' (shim kept while the issue 9 branches merge; delete after).
+export type {
+  DaneAddressReport,
+  DaneHostReport,
+  DaneHostState,
+  DaneRecordReport,
+  DaneReport,
+  DaneRollover,
+} from './report.ts';
 
 export interface DaneHostInput {
   mxHost: string;

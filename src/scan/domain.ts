@@ -11,13 +11,9 @@ import { UsageError } from '../core/errors.ts';
 import { DnsError } from '../dns/resolver.ts';
 import type { DnsClient, SrvLookup } from '../dns/resolver.ts';
 import type { Finding, Severity } from './findings.ts';
-import type { DaneReport } from './dane.ts';
-import type { MailPolicyReport } from './mail-policy.ts';
-import type { MtaStsReport } from './mta-sts.ts';
-import type { EndpointReport } from './scan.ts';
-import type { TlsRptReport } from './tlsrpt.ts';
 import { parseTarget } from './target.ts';
 import type { ResolvedTarget, ScanTarget, Service } from './target.ts';
+import type { DomainSummary, EndpointReport, MailPolicyReport } from './report.ts';
 
 export type DomainService = 'mx' | 'submission' | 'imap' | 'pop3';
 
@@ -309,24 +305,8 @@ export async function planDomain(
   return plan;
 }
 
-export interface DomainSummary {
-  domain: string;
-  /** MX exchange names in preference order. */
-  mx: string[];
-  /** Every scanned endpoint compliant and no domain-level problem above `low`. */
-  compliant: boolean;
-  /** URL of the weakest MX endpoint (it decides the domain's verdict); null when every MX is compliant or none was scanned. */
-  weakest: string | null;
-  /** Address of that endpoint (an MX host may have several). */
-  weakestAddress: string | null;
-  findings: Finding[];
-  /** DANE per MX host (RFC 7672); present when MX hosts were checked (schema: docs/scan-schema.md). */
-  dane?: DaneReport;
-  /** MTA-STS record, policy, coverage and MX certificates (RFC 8461). */
-  mtaSts?: MtaStsReport;
-  /** TLS-RPT record (RFC 8460). */
-  tlsRpt?: TlsRptReport;
-}
+// moved: import from './report.ts' (shim kept while the issue 9 branches merge; delete after).
+export type { DomainSummary } from './report.ts';
 
 const SEVERITY_RANK: Record<Severity, number> = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
 

@@ -14,14 +14,12 @@ import { daneNames, lookupDane } from '../policy/dane/lookup.ts';
 import { fetchStsPolicy } from '../policy/mta-sts/fetch.ts';
 import type { StsFetchResult } from '../policy/mta-sts/fetch.ts';
 import { assessDaneHost } from './dane.ts';
-import type { DaneReport } from './dane.ts';
 import type { DomainPlan } from './domain.ts';
 import type { Finding } from './findings.ts';
 import { assessMtaSts } from './mta-sts.ts';
-import type { MtaStsReport } from './mta-sts.ts';
-import type { EndpointReport } from './scan.ts';
 import { assessTlsRpt } from './tlsrpt.ts';
-import type { TlsRptReport, TxtLookup } from './tlsrpt.ts';
+import type { TxtLookup } from './tlsrpt.ts';
+import type { DaneReport, EndpointReport, MailPolicyReport } from './report.ts';
 
 export interface MailPolicyOptions {
   /** For TXT lookups and the policy host's address (the same client the plan used). */
@@ -45,12 +43,8 @@ export interface MailPolicyOptions {
   allowPrivateAddresses?: boolean;
 }
 
-export interface MailPolicyReport {
-  dane: DaneReport;
-  mtaSts: MtaStsReport;
-  tlsRpt: TlsRptReport;
-  findings: Finding[];
-}
+// moved: import from './report.ts' (shim kept while the issue 9 branches merge; delete after).
+export type { MailPolicyReport } from './report.ts';
 
 async function txtLookup(dns: DnsClient, name: string): Promise<TxtLookup> {
   try {

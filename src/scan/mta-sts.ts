@@ -4,61 +4,16 @@
  * certificate a policy-honouring sender accepts (RFC 8461 §4.2: PKIX-valid for the MX name). Pure:
  * mail-policy.ts does the lookups and the fetch and hands over the outcomes.
  */
-import type { StsFetchError, StsFetchResult } from '../policy/mta-sts/fetch.ts';
+import type { StsFetchResult } from '../policy/mta-sts/fetch.ts';
 import { policyCovers } from '../policy/mta-sts/match.ts';
 import type { StsMode, StsPolicy } from '../policy/mta-sts/policy.ts';
 import { parseStsRecord } from '../policy/mta-sts/record.ts';
 import type { Finding, Severity } from './findings.ts';
-import type { EndpointReport } from './scan.ts';
 import type { TxtLookup } from './tlsrpt.ts';
+import type { EndpointReport, MtaStsMxHost, MtaStsReport, MxTlsResultType } from './report.ts';
 
-/** RFC 8460 §4.3.2.2 result types that concern the policy itself. */
-export type StsPolicyResultType = StsFetchError;
-
-/** RFC 8460 §4.3.1 (negotiation failure) result types a sender reports for one MX under an STS policy. */
-export type MxTlsResultType =
-  'starttls-not-supported' | 'certificate-host-mismatch' | 'certificate-expired' | 'certificate-not-trusted';
-
-export interface MtaStsMxAddress {
-  address: string;
-  /** PKIX-valid for the MX name with STARTTLS working; null when the endpoint gave no answer. */
-  certValid: boolean | null;
-  /** What a sender would report (RFC 8460) when certValid is false. */
-  failure: MxTlsResultType | null;
-}
-
-export interface MtaStsMxHost {
-  host: string;
-  /** Matched by one of the policy's `mx` patterns (RFC 8461 §4.1); null without a valid policy. */
-  covered: boolean | null;
-  addresses: MtaStsMxAddress[];
-}
-
-export interface MtaStsReport {
-  record: {
-    /** `_mta-sts.<domain>`. */
-    name: string;
-    /** A `v=STSv1` record is published; null when the lookup failed. */
-    found: boolean | null;
-    valid: boolean;
-    id: string | null;
-    /** Why the record is invalid or the lookup failed. */
-    reason: string | null;
-  };
-  /** null when no record was found, so no policy was fetched. */
-  policy: {
-    url: string;
-    fetched: boolean;
-    valid: boolean;
-    mode: StsMode | null;
-    maxAge: number | null;
-    mx: string[];
-    /** RFC 8460 result type when the fetch or the policy failed. */
-    resultType: StsPolicyResultType | null;
-    reason: string | null;
-  } | null;
-  mx: MtaStsMxHost[];
-}
+// moved: import from './report.ts' (shim kept while the issue 9 branches merge; delete after).
+export type { MtaStsMxAddress, MtaStsMxHost, MtaStsReport, MxTlsResultType, StsPolicyResultType } from './report.ts';
 
 export interface MtaStsInput {
   domain: string;

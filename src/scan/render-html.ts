@@ -9,8 +9,7 @@ import { VERSIONS } from '../tls/wire/constants.ts';
 import type { VersionName } from '../tls/wire/constants.ts';
 import { suiteByCode } from '../tls/wire/suites.ts';
 import type { Finding, Severity } from './findings.ts';
-import type { CertificateSummary, ScanReport } from './scan.ts';
-import type { DomainSummary } from './domain.ts';
+import type { CertificateSummary, DomainSummary, ScanReport } from './report.ts';
 
 /** A finding as rendered: profile grading may add the rule it comes from. */
 /** What renderHtml renders: the scan report as `postern scan --json` prints it. */
@@ -589,8 +588,8 @@ details>summary{display:none}details::details-content{content-visibility:visible
 }`;
 
 /** Renders a scan report as one self-contained HTML page (no script, no external resources). */
-export function renderHtml(report: ScanReport | HtmlScanReport, opts: RenderHtmlOptions = {}): string {
-  const r = report as HtmlScanReport;
+export function renderHtml(report: ScanReport, opts: RenderHtmlOptions = {}): string {
+  const r = report;
   const title = opts.title ?? 'postern TLS scan report';
   const now = r.generatedAt;
   const total = r.targets.length;

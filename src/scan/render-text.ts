@@ -1,14 +1,14 @@
 /** Human report: an sslscan-like table per endpoint; colour only on a TTY and never with NO_COLOR. */
 import { VERSIONS } from '../tls/wire/constants.ts';
-import type { DomainSummary } from './domain.ts';
-import type { EndpointReport } from './scan.ts';
+import type { DomainSummary, EndpointReport } from './report.ts';
 
+/** Plain functions (not methods): the renderers pick one and call it unbound. */
 export interface Style {
-  red(s: string): string;
-  green(s: string): string;
-  yellow(s: string): string;
-  bold(s: string): string;
-  dim(s: string): string;
+  red: (s: string) => string;
+  green: (s: string) => string;
+  yellow: (s: string) => string;
+  bold: (s: string) => string;
+  dim: (s: string) => string;
 }
 
 export function makeStyle(enabled: boolean): Style {

@@ -21,7 +21,7 @@ import { getProfile } from '../tls/profiles/index.ts';
 import type { Profile } from '../tls/profiles/types.ts';
 import type { Finding } from './findings.ts';
 import type { ResolvedTarget } from './target.ts';
-import type { DomainSummary } from './domain.ts';
+import type { EndpointReport } from './report.ts';
 
 export interface ScanOptions {
   /** Grading profile (default: BSI TR-02102-2). */
@@ -59,63 +59,8 @@ function realTimer(ms: number, fire: () => void): () => void {
   return () => clearTimeout(t);
 }
 
-export interface CertificateSummary {
-  subject: string;
-  issuer: string;
-  notBefore: string;
-  notAfter: string;
-  keyType: string;
-  keyBits: number;
-  signatureAlgorithm: string;
-  sha256: string;
-  dnsNames: string[];
-  selfSigned: boolean;
-  trusted: boolean;
-  hostnameMatches: boolean | null;
-}
-
-export interface EndpointReport {
-  url: string;
-  service: string;
-  host: string;
-  address: string;
-  port: number;
-  starttls: {
-    offered: boolean;
-    advertised: boolean;
-    stripped: boolean;
-    refusedReply: string | null;
-    injectedBytes: string | null;
-  } | null;
-  protocols: Record<VersionName, boolean>;
-  ciphers: Array<{ protocol: VersionName; code: string; name: string }>;
-  serverPreference: Partial<Record<VersionName, boolean | null>>;
-  groups: { tls13: string[]; tls12: string[] };
-  dhBits: number[];
-  certificate: CertificateSummary | null;
-  chains: number;
-  /**
-   * Every distinct chain the server sent (e.g. RSA and ECDSA), each leaf first, base64 DER. Kept so
-   * that DANE (RFC 7672 §3) can be checked against what was actually served, and so an auditor
-   * can re-check the report offline. Absent in reports from before issue 5.
-   */
-  certificateChains?: string[][];
-  negotiated: { protocol: string; cipher: string; group: string | null } | null;
-  findings: Finding[];
-  compliant: boolean;
-  reachable: boolean;
-  errors: Array<{ phase: string; code: string; message: string }>;
-  stats: { connections: number; durationMs: number };
-}
-
-export interface ScanReport {
-  schemaVersion: 1;
-  profile: string;
-  generatedAt: string;
-  targets: EndpointReport[];
-  /** Per-domain summaries when mail domains were scanned (weakest MX decides). */
-  domains?: DomainSummary[];
-}
+// moved: import from './report.ts' (shim kept while the issue 9 branches merge; delete after).
+export type { CertificateSummary, EndpointReport, ScanReport } from './report.ts';
 
 function groupName(code: number): string {
   return groupByCode(code)?.name ?? `0x${code.toString(16).padStart(4, '0')}`;

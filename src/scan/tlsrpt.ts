@@ -4,6 +4,7 @@
  */
 import { parseTlsRptRecord } from '../report/tlsrpt/record.ts';
 import type { Finding } from './findings.ts';
+import type { TlsRptReport } from './report.ts';
 
 /** What the TXT lookup of `_smtp._tls.<domain>` gave. */
 export type TxtLookup =
@@ -13,17 +14,8 @@ export type TxtLookup =
   /** SERVFAIL, timeout, …: nothing is known. */
   | { kind: 'failed'; reason: string };
 
-export interface TlsRptReport {
-  /** `_smtp._tls.<domain>`. */
-  name: string;
-  /** A `v=TLSRPTv1` record is published (valid or not); null when the lookup failed. */
-  found: boolean | null;
-  valid: boolean;
-  /** Usable reporting URIs (mailto: and https: only, RFC 8460 §3). */
-  rua: string[];
-  /** Why the record is invalid or the lookup failed; null when valid or absent. */
-  reason: string | null;
-}
+// moved: import from './report.ts' (shim kept while the issue 9 branches merge; delete after).
+export type { TlsRptReport } from './report.ts';
 
 const TLSRPT_RE = /^v[ \t]*=[ \t]*TLSRPTv1(?![0-9A-Za-z])/;
 

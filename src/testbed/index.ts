@@ -270,9 +270,11 @@ export async function startTestbed(opts: StartTestbedOptions = {}): Promise<Test
   const now = opts.now ?? new Date();
 
   let tempDir: string | undefined;
-  if (opts.stateDir !== undefined) await mkdir(opts.stateDir, { recursive: true });
-  else tempDir = await mkdtemp(join(tmpdir(), 'postern-testbed-'));
-  const dir = opts.stateDir ?? (tempDir as string);
+  let dir: string;
+  if (opts.stateDir !== undefined) {
+    dir = opts.stateDir;
+    await mkdir(dir, { recursive: true });
+  } else dir = tempDir = await mkdtemp(join(tmpdir(), 'postern-testbed-'));
 
   const running: Array<{ entry: CatalogEntry; server: LineServer | SmtpTestServer; port: number }> = [];
   const cleanup = async (): Promise<void> => {

@@ -79,7 +79,7 @@ export function readSession(
     peerChain: chain.peerChain,
     peerChainSource: chain.source,
     authorized: s.authorized,
-    authorizationError: err === null || err === undefined ? null : err instanceof Error ? err.message : String(err),
+    authorizationError: err instanceof Error ? err.message : typeof err === 'string' ? err : null,
     servername,
     alpn: typeof s.alpnProtocol === 'string' ? s.alpnProtocol : null,
     sessionReused: s.isSessionReused(),

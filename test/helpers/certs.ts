@@ -14,7 +14,6 @@ type Algorithm = webcrypto.Algorithm;
 type EcdsaParams = webcrypto.EcdsaParams;
 type RsaHashedKeyGenParams = webcrypto.RsaHashedKeyGenParams;
 type EcKeyGenParams = webcrypto.EcKeyGenParams;
-type RsaHashedImportParams = webcrypto.RsaHashedImportParams;
 const subtle = webcrypto.subtle;
 
 export type KeySpec = 'rsa-2048' | 'rsa-1024' | 'rsa-3072' | 'p256' | 'p384' | 'ed25519';
@@ -66,11 +65,11 @@ function keyAlgorithm(spec: KeySpec): RsaHashedKeyGenParams | EcKeyGenParams | A
         modulusLength: Number(spec.slice(4)),
         publicExponent: new Uint8Array([1, 0, 1]),
         hash: 'SHA-256',
-      } as RsaHashedKeyGenParams;
+      };
     case 'p256':
-      return { name: 'ECDSA', namedCurve: 'P-256' } as EcKeyGenParams;
+      return { name: 'ECDSA', namedCurve: 'P-256' };
     case 'p384':
-      return { name: 'ECDSA', namedCurve: 'P-384' } as EcKeyGenParams;
+      return { name: 'ECDSA', namedCurve: 'P-384' };
     case 'ed25519':
       return { name: 'Ed25519' };
   }
@@ -94,9 +93,9 @@ async function signingKeyFor(issuer: { keys: CryptoKeyPair; spec: KeySpec }, has
 }
 
 function signingAlgorithm(spec: KeySpec, hash: HashSpec): Algorithm | EcdsaParams {
-  if (spec.startsWith('rsa')) return { name: 'RSASSA-PKCS1-v1_5', hash } as RsaHashedImportParams;
+  if (spec.startsWith('rsa')) return { name: 'RSASSA-PKCS1-v1_5', hash };
   if (spec === 'ed25519') return { name: 'Ed25519' };
-  return { name: 'ECDSA', hash } as EcdsaParams;
+  return { name: 'ECDSA', hash };
 }
 
 /** Create one certificate (self-signed unless `issuer` is given). */
@@ -204,7 +203,7 @@ export function daysFromNow(days: number): Date {
 /** Self-signed RSASSA-PSS certificate (RSA-PSS key, PSS signature with `hash`). */
 export async function makePssCert(subject: string, hash: HashSpec = 'SHA-384'): Promise<{ der: Buffer }> {
   const alg = { name: 'RSA-PSS', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash };
-  const keys = (await subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = await subtle.generateKey(alg, true, ['sign', 'verify']);
   const saltLength = { 'SHA-1': 20, 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 }[hash];
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     name: subject,

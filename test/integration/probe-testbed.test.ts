@@ -97,7 +97,8 @@ describe('probe engine against the testbed', () => {
           .map((c) => c.code)
           .sort();
         const expected = codes(s.expected.suites[v]).sort();
-        if (found.join() !== expected.join()) wrong.push(`${s.id} ${v}: found [${found}] expected [${expected}]`);
+        if (found.join() !== expected.join())
+          wrong.push(`${s.id} ${v}: found [${found.join()}] expected [${expected.join()}]`);
       }
     }
     assert.deepEqual(wrong, []);
@@ -110,7 +111,8 @@ describe('probe engine against the testbed', () => {
       assert.ok(r);
       const found = weaknessIds(r);
       const expected = [...s.weaknesses].sort();
-      if (found.join() !== expected.join()) wrong.push(`${s.id}: found [${found}] expected [${expected}]`);
+      if (found.join() !== expected.join())
+        wrong.push(`${s.id}: found [${found.join()}] expected [${expected.join()}]`);
     }
     assert.deepEqual(wrong, []);
   });

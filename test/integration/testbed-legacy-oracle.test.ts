@@ -15,7 +15,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CATALOG, startTestbed } from '../../src/testbed/index.ts';
 import type { ManifestServer, Testbed } from '../../src/testbed/index.ts';
-import type { VersionName } from '../../src/tls/wire/constants.ts';
 import { suiteByName } from '../../src/tls/wire/suites.ts';
 import { peerSkipReason } from './peers/require.ts';
 import { runTestsslCiphers, testsslAvailable } from './peers/testssl.ts';
@@ -65,7 +64,7 @@ describe('testbed legacy responders, as testssl.sh sees them', { skip }, () => {
         const ours: Record<string, string[]> = {};
         for (const p of PROTOCOLS) {
           theirs[p] = hex(result.suites.get(p) ?? []);
-          ours[p] = hex(s.expected.suites[p as VersionName] ?? []);
+          ours[p] = hex(s.expected.suites[p] ?? []);
         }
         assert.deepEqual(theirs, ours, `${id}: testssl (actual) vs manifest (expected)`);
         // The declaration, without legacyAcceptedSuites: every declared suite at every declared
@@ -78,8 +77,7 @@ describe('testbed legacy responders, as testssl.sh sees them', { skip }, () => {
           return code;
         });
         const declared: Record<string, string[]> = {};
-        for (const p of PROTOCOLS)
-          declared[p] = entry.tls.versions.includes(p as VersionName) ? hex(declaredCodes) : [];
+        for (const p of PROTOCOLS) declared[p] = entry.tls.versions.includes(p) ? hex(declaredCodes) : [];
         assert.deepEqual(theirs, declared, `${id}: testssl (actual) vs the catalog's declaration`);
         // The oracle saw something: a server it found nothing on would prove nothing.
         assert.ok(

@@ -95,7 +95,7 @@ describe('backscatter and postmaster mail', { timeout: 60_000 }, () => {
       c.close();
     }
     assert.deepEqual(
-      g.logs.filter((l) => typeof l['level'] === 'number' && (l['level'] as number) >= 50),
+      g.logs.filter((l) => typeof l['level'] === 'number' && l['level'] >= 50),
       [],
       'nothing logged as an error',
     );

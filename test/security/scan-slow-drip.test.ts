@@ -98,7 +98,7 @@ function target(port: number): ResolvedTarget {
     address: '127.0.0.1',
     port,
     dialect: 'smtp',
-  } as ResolvedTarget;
+  };
 }
 
 /** A timer that fires only when the test says so; records what it was asked for. */

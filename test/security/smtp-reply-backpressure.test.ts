@@ -66,9 +66,7 @@ describe('smtpd reply back-pressure', () => {
     });
     const n = 400_000;
     const t = await new Promise<TLSSocket>((resolve, reject) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: h.port['smtps'] as number, rejectUnauthorized: false }, () =>
-        resolve(s),
-      );
+      const s = tlsConnect({ host: '127.0.0.1', port: h.port['smtps'], rejectUnauthorized: false }, () => resolve(s));
       s.once('error', reject);
     });
     try {

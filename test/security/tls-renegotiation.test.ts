@@ -32,7 +32,7 @@ describe('client-initiated TLS renegotiation', () => {
     const before = h.server.stats().renegotiationsRefused;
     const t = await new Promise<TLSSocket>((resolve, reject) => {
       const s = tlsConnect(
-        { host: '127.0.0.1', port: h.port['smtps'] as number, rejectUnauthorized: false, maxVersion: 'TLSv1.2' },
+        { host: '127.0.0.1', port: h.port['smtps'], rejectUnauthorized: false, maxVersion: 'TLSv1.2' },
         () => resolve(s),
       );
       s.once('error', reject);

@@ -36,7 +36,7 @@ export async function demoCommand(opts: DemoCliOptions): Promise<number> {
     );
     let next = 0;
     const servers = testbed.manifest.servers;
-    const results: Array<{ report: EndpointReport; expected: string[] }> = new Array(servers.length);
+    const results = new Array<{ report: EndpointReport; expected: string[] }>(servers.length);
     const worker = async (): Promise<void> => {
       while (next < servers.length) {
         const i = next++;

@@ -182,7 +182,7 @@ async function editUsers(
 
 /** The key under `users:` as written in the file for a canonical name. */
 function writtenKey(doc: ReturnType<typeof parseDocument>, name: string): string | null {
-  const users = doc.get('users', true);
+  const users: unknown = doc.get('users', true);
   if (!isMap(users)) return null;
   for (const pair of users.items) {
     const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);

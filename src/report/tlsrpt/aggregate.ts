@@ -3,35 +3,12 @@
  * renders one report per policy domain per day in the JSON shape of RFC 8460 §4.4.
  */
 import { PosternError } from '../../core/errors.ts';
+import { POLICY_TYPES, RESULT_TYPES } from '../../policy/tlsrpt.ts';
+import type { PolicyType, ResultType, TlsRptPolicy } from '../../policy/tlsrpt.ts';
 
-/** RFC 8460 §4.3 result types (§4.3.2.1 negotiation, §4.3.2.2 policy, §4.3.2.3 general). */
-export const RESULT_TYPES = [
-  'starttls-not-supported',
-  'certificate-host-mismatch',
-  'certificate-expired',
-  'certificate-not-trusted',
-  'validation-failure',
-  'tlsa-invalid',
-  'dnssec-invalid',
-  'dane-required',
-  'sts-policy-fetch-error',
-  'sts-policy-invalid',
-  'sts-webpki-invalid',
-] as const;
-export type ResultType = (typeof RESULT_TYPES)[number];
-
-/** RFC 8460 §4.3 policy-type values. */
-export const POLICY_TYPES = ['sts', 'tlsa', 'no-policy-found'] as const;
-export type PolicyType = (typeof POLICY_TYPES)[number];
-
-/** The policy applied to a session (RFC 8460 §4.3 "Policy Details"). */
-export interface TlsRptPolicy {
-  type: PolicyType;
-  /** The policy as text lines: MTA-STS policy lines or TLSA records in presentation form. */
-  strings: string[];
-  /** For sts: the MX pattern that matched; for tlsa: the MX host the TLSA records are for. */
-  mxHost?: string;
-}
+// moved: import these from '../../policy/tlsrpt.ts' (shim kept while the issue 9 branches merge; delete after).
+export { POLICY_TYPES, RESULT_TYPES } from '../../policy/tlsrpt.ts';
+export type { PolicyType, ResultType, TlsRptPolicy } from '../../policy/tlsrpt.ts';
 
 export interface TlsRptSession {
   policyDomain: string;
@@ -288,9 +265,9 @@ export class TlsRptAggregator {
   #bucket(session: TlsRptSession): PolicyBucket {
     const { day, policyDomain, policyKey, policy } = tlsRptBucketKey(session, this.#now);
     let byDomain = this.#days.get(day);
-    if (!byDomain) this.#days.set(day, (byDomain = new Map()));
+    if (!byDomain) this.#days.set(day, (byDomain = new Map<string, Map<string, PolicyBucket>>()));
     let buckets = byDomain.get(policyDomain);
-    if (!buckets) byDomain.set(policyDomain, (buckets = new Map()));
+    if (!buckets) byDomain.set(policyDomain, (buckets = new Map<string, PolicyBucket>()));
     let bucket = buckets.get(policyKey);
     if (!bucket) {
       bucket = { policy, success: 0, failures: new Map() };

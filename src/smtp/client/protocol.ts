@@ -3,7 +3,7 @@
  * server advertised), DATA encoding (line ends, dot-stuffing) and the PIPELINING command group.
  * No sockets here, so each rule is unit-testable.
  */
-import type { EnvelopeRecipient, Envelope } from '../../queue/types.ts';
+import type { EnvelopeRecipient, Envelope } from '../../core/envelope.ts';
 import { enhancedOf } from '../protocol/reply-class.ts';
 import { SmtpClientError } from './errors.ts';
 

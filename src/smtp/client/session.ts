@@ -20,7 +20,7 @@ import { smtpReply } from '../../tls/starttls/dialects.ts';
 import type { SmtpReply } from '../../tls/starttls/dialects.ts';
 import { LineReader, StartTlsError, escapeLine } from '../../tls/starttls/reader.ts';
 import type { TranscriptLine } from '../../tls/starttls/reader.ts';
-import type { EnvelopeRecipient } from '../../queue/types.ts';
+import type { EnvelopeRecipient } from '../../core/envelope.ts';
 import { isCompletion, replyClass } from '../protocol/reply-class.ts';
 import { SmtpClientError } from './errors.ts';
 import type { SmtpStage } from './errors.ts';
@@ -435,7 +435,7 @@ export class SmtpClient {
       });
     }
     this.#busy = true;
-    const raw = this.#socket as Socket;
+    const raw = this.#socket;
     try {
       const hs: HandshakeOptions = {
         ...opts,

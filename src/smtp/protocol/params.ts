@@ -2,7 +2,7 @@
  * ESMTP parameters of MAIL and RCPT (RFC 5321 §4.1.2 esmtp-param): SIZE (RFC 1870), BODY (RFC
  * 6152), SMTPUTF8 (RFC 6531), REQUIRETLS (RFC 8689), RET/ENVID/NOTIFY/ORCPT (RFC 3461). Pure.
  */
-import type { RecipientDsn } from '../../queue/types.ts';
+import type { RecipientDsn } from '../../core/envelope.ts';
 import type { ReplyError } from './reply.ts';
 
 export interface MailParams {

@@ -19,7 +19,7 @@ import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { EventSink, SmtpdEvent } from '../../core/events.ts';
-import type { ArrivalInfo, Envelope, EnvelopeRecipient } from '../../queue/types.ts';
+import type { ArrivalInfo, Envelope, EnvelopeRecipient } from '../../core/envelope.ts';
 import { hasControl, MAX_AUTH_LINE, parseCommand, splitPathAndParams } from '../protocol/command.ts';
 import { parseMailParams, parseRcptParams, type MailParams } from '../protocol/params.ts';
 import { formatReply, type ReplyError } from '../protocol/reply.ts';
@@ -142,7 +142,7 @@ export class SmtpConnection {
   private authMechanism: Mechanism | '' = '';
   private data: DataReader | null = null;
 
-  private readonly handlers: ReadonlyMap<string, (args: string) => Promise<void>>;
+  private readonly handlers: ReadonlyMap<string, (args: string) => Promise<void> | void>;
 
   constructor(socket: Socket, clientAddress: string, deps: ConnectionDeps) {
     this.raw = socket;
@@ -150,7 +150,7 @@ export class SmtpConnection {
     this.d = deps;
     this.clientAddress = clientAddress;
     this.log = deps.logger.child({ session: this.id, listener: deps.listener.name, client: clientAddress });
-    this.handlers = new Map<string, (args: string) => Promise<void>>([
+    this.handlers = new Map<string, (args: string) => Promise<void> | void>([
       ['EHLO', (a) => this.onHelo(a, true)],
       ['HELO', (a) => this.onHelo(a, false)],
       ['STARTTLS', (a) => this.onStarttls(a)],
@@ -159,15 +159,14 @@ export class SmtpConnection {
       ['RCPT', (a) => this.onRcpt(a)],
       ['DATA', (a) => this.onDataCommand(a)],
       ['RSET', (a) => this.onRset(a)],
-      ['NOOP', async () => this.ok(250, '2.0.0', 'Ok')],
-      ['QUIT', async () => this.quit()],
+      ['NOOP', () => this.ok(250, '2.0.0', 'Ok')],
+      ['QUIT', () => this.quit()],
       [
         'HELP',
-        async () =>
-          this.ok(214, '2.0.0', ['Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA', 'RSET NOOP QUIT HELP VRFY']),
+        () => this.ok(214, '2.0.0', ['Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA', 'RSET NOOP QUIT HELP VRFY']),
       ],
       // RFC 5321 §3.5.3: 252 when we will not verify but will accept.
-      ['VRFY', async () => this.ok(252, '2.5.2', 'Cannot VRFY user, but will accept message and attempt delivery')],
+      ['VRFY', () => this.ok(252, '2.5.2', 'Cannot VRFY user, but will accept message and attempt delivery')],
       // Never expand lists (address harvesting); RFC 5321 §3.5.2 allows refusing.
       ['EXPN', () => this.fail({ code: 502, enhanced: '5.5.1', message: 'Error: EXPN not supported' })],
     ]);
@@ -361,7 +360,7 @@ export class SmtpConnection {
 
   /** A typed event about this session (src/core/events.ts). */
   private emit(e: DistributiveOmit<SessionEvent, 'session' | 'client'>): void {
-    this.d.events.emit({ ...e, session: this.id, client: this.clientAddress } as SmtpdEvent);
+    this.d.events.emit({ ...e, session: this.id, client: this.clientAddress });
   }
 
   private sleep(ms: number): Promise<void> {

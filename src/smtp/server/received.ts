@@ -2,7 +2,7 @@
  * The Received trace header (RFC 5321 §4.4) with the TLS details of the hop, in the spirit of
  * Postfix's `smtpd_tls_received_header`, and the `with` protocol names of RFC 3848.
  */
-import type { ArrivalInfo } from '../../queue/types.ts';
+import type { ArrivalInfo } from '../../core/envelope.ts';
 
 export interface ReceivedInput {
   hostname: string;

@@ -1,6 +1,6 @@
 /** What a server-side TLS handshake produced, in the shape ArrivalInfo['tls'] records. */
 import type { PeerCertificate, TLSSocket } from 'node:tls';
-import type { ArrivalInfo } from '../../queue/types.ts';
+import type { ArrivalInfo } from '../../core/envelope.ts';
 
 /** Symmetric key bits of a cipher suite, from its name (Postfix prints them as "256/256 bits"). */
 export function cipherBits(name: string): number | null {

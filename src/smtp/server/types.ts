@@ -2,7 +2,7 @@
 import type { PeerCertificate } from 'node:tls';
 import type { Logger } from 'pino';
 import type { EventSink } from '../../core/events.ts';
-import type { ArrivalInfo, Envelope } from '../../queue/types.ts';
+import type { ArrivalInfo, Envelope } from '../../core/envelope.ts';
 
 export interface ListenerSpec {
   name: string;
@@ -47,12 +47,12 @@ export interface SmtpServerHooks {
     s: SessionInfo,
   ): Promise<'ok' | 'bad' | 'rate-limited' | AuthRateLimited>;
   /** SASL EXTERNAL (RFC 4422 App. A): map a verified client certificate to a user, or null. */
-  authenticateExternal?(
+  authenticateExternal?: (
     certSubject: string,
     cert: PeerCertificate,
     s: SessionInfo,
     authzid: string | null,
-  ): Promise<string | null>;
+  ) => Promise<string | null>;
   /** Parse a MAIL FROM / RCPT TO path as written, angle brackets included (e.g. `<a@b.example>`). */
   parsePath(
     text: string,

@@ -473,7 +473,7 @@ function renegotiateOnce(
     tlsSocket.once('close', onClose);
     tlsSocket.resume(); // drain any application data (e.g. an implicit-TLS greeting)
     const started = tlsSocket.renegotiate({ rejectUnauthorized: false }, (err) => {
-      if (err) onError(err as NodeJS.ErrnoException);
+      if (err) onError(err);
       else
         done({ honoured: true, protocol, evidence: `${protocol}: server completed a client-initiated renegotiation` });
     });

@@ -8,8 +8,8 @@
  * replaced. Without `extends` the profile starts from an empty allow-list (nothing is allowed).
  */
 import { z } from 'zod';
-import { formatPath, locatedAt, readYamlFile, show, validateYaml } from '../../config/yaml-errors.ts';
-import type { IssueOverride } from '../../config/yaml-errors.ts';
+import { formatPath, locatedAt, readYamlFile, show, validateYaml } from '../../core/yaml.ts';
+import type { IssueOverride } from '../../core/yaml.ts';
 import type { VersionName } from '../wire/constants.ts';
 import { groupByName } from '../wire/constants.ts';
 import { formatSuiteCode, suiteByCode, suiteByName } from '../wire/suites.ts';

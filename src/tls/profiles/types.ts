@@ -98,6 +98,3 @@ export interface Profile {
   /** Finding id → the rule it breaks, citing the source ('BSI TR-02102-2 (2025-01) §3.3.1 Table 1'). */
   readonly rules: Readonly<Record<string, string>>;
 }
-
-export { getProfile, isProfileId, PROFILE_IDS } from './index.ts';
-export type { ProfileId } from './index.ts';

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 const BIN = new URL('../../../bin/postern.js', import.meta.url).pathname;
@@ -67,7 +68,6 @@ describe('postern CLI', () => {
   it('a broken YAML profile is a config error naming file, line and key', async () => {
     const { mkdtemp, writeFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const dir = await mkdtemp(join(tmpdir(), 'postern-cli-'));
     const file = join(dir, 'p.yaml');
     await writeFile(file, 'id: mine\nextends: bsi\nminRsaBits: lots\n');
@@ -89,7 +89,6 @@ describe('postern tlsrpt show (process level)', () => {
   it('prints the pending report from the state dir, as text and as RFC 8460 JSON', async () => {
     const { mkdtemp } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const { TlsRptStore } = await import('../../../src/report/tlsrpt/store.ts');
     const dir = await mkdtemp(join(tmpdir(), 'postern-cli-tlsrpt-'));
     const store = TlsRptStore.open(join(dir, 'tlsrpt.sqlite'));

@@ -91,7 +91,7 @@ describe('delivery loop (fake connector)', () => {
   it('matches results by position, so extra RecipientStatus fields pass through per entry', async () => {
     const { deps } = setup({ 'mx1.dest.test': { starttls: true } }, ['mx1.dest.test']);
     const m = msg([`a@${D}`, `b@${D}`]);
-    m.recipients = m.recipients.map((r, i) => ({ ...r, id: 100 + i }) as typeof r);
+    m.recipients = m.recipients.map((r, i) => ({ ...r, id: 100 + i }));
     const out = await deliverMessage(m, BODY, deps);
     assert.deepEqual(
       out.map((s) => [(s as unknown as { id: number }).id, s.address, s.state, s.attempts]),

@@ -78,7 +78,7 @@ it('renews the lease of a slow delivery; a lapsed lease taken over elsewhere ref
       'the stale holder is told, and stores nothing',
     );
     assert.equal((await spool.get(id))?.recipients[0]!.state, 'queued', 'the new holder decides');
-    await spool.complete(other!.claim, { recipients: [] });
+    await spool.complete(other.claim, { recipients: [] });
   } finally {
     await qmgr.stop();
     await spool.close();

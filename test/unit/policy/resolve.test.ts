@@ -27,12 +27,12 @@ const secureDane: DaneState = { kind: 'dane', base: MX, records: [ee], unusable:
 
 function use(h: HostPolicy): Extract<HostPolicy, { kind: 'use' }> {
   assert.equal(h.kind, 'use', h.kind === 'skip' ? h.reason : '');
-  return h as Extract<HostPolicy, { kind: 'use' }>;
+  return h;
 }
 
 function skip(h: HostPolicy): Extract<HostPolicy, { kind: 'skip' }> {
   assert.equal(h.kind, 'skip');
-  return h as Extract<HostPolicy, { kind: 'skip' }>;
+  return h;
 }
 
 describe('resolveHostPolicy: table', () => {

@@ -160,11 +160,11 @@ export function spoolContract(name: string, factory: SpoolFactory): void {
       try {
         for (let i = 0; i < 6; i++) await spool.enqueue(testEnvelope(), Buffer.from(String(i)));
         const [a, b] = await Promise.all([spool.claim(clock.now(), 4), spool.claim(clock.now(), 4)]);
-        const ids = [...a!, ...b!].map((m) => m.id);
+        const ids = [...a, ...b].map((m) => m.id);
         assert.equal(ids.length, 6, 'every message claimed once');
         assert.equal(new Set(ids).size, 6, 'no message claimed twice');
         assert.deepEqual(await spool.claim(clock.now(), 10), []);
-        assert.equal(new Set([...a!, ...b!].map((m) => m.claim.token)).size, 6, 'one token per claim');
+        assert.equal(new Set([...a, ...b].map((m) => m.claim.token)).size, 6, 'one token per claim');
       } finally {
         await spool.close();
       }
@@ -186,7 +186,7 @@ export function spoolContract(name: string, factory: SpoolFactory): void {
           code: 'queue-lease-lost',
         });
         assert.equal((await spool.get(id))?.recipients[0]!.state, 'queued', 'the stale completion changed nothing');
-        const done = await spool.complete(second!.claim, { recipients: [result(0, 'a@x.test', 'delivered')] });
+        const done = await spool.complete(second.claim, { recipients: [result(0, 'a@x.test', 'delivered')] });
         assert.deepEqual(done, { dsnIds: [], removed: true });
       } finally {
         await spool.close();
@@ -209,7 +209,7 @@ export function spoolContract(name: string, factory: SpoolFactory): void {
         assert.equal(other?.id, id, 'lapsed after the renewed lease');
         await assert.rejects(spool.renew(m!.claim, clock.now(), 60_000), { code: 'queue-lease-lost' });
         await spool.delete(id);
-        await assert.rejects(spool.renew(other!.claim, clock.now(), 60_000), { code: 'queue-not-found' });
+        await assert.rejects(spool.renew(other.claim, clock.now(), 60_000), { code: 'queue-not-found' });
       } finally {
         await spool.close();
       }

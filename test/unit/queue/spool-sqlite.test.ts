@@ -124,7 +124,7 @@ describe('SQLite spool', () => {
     const [claimed] = await spool.claim(c.now(), 10);
     assert.equal(claimed?.id, id);
     assert.equal((await spool.readMessage(id)).toString(), 'old');
-    const done = await spool.complete(claimed!.claim, { recipients: [result(1, 'b@x.test', 'delivered')] });
+    const done = await spool.complete(claimed.claim, { recipients: [result(1, 'b@x.test', 'delivered')] });
     assert.equal(done.removed, true);
     assert.equal(spool.integrityCheck(), 'ok');
     await spool.close();

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSmtpServer, FORGED_SMTP_REPLY } from '../../../src/testbed/servers/smtp.ts';
-import type { SmtpServerOptions, SmtpTestServer } from '../../../src/testbed/servers/smtp.ts';
+import type { SmtpServerOptions } from '../../../src/testbed/servers/smtp.ts';
 import { createImapServer, FORGED_IMAP_RESPONSE } from '../../../src/testbed/servers/imap.ts';
 import { createPop3Server, FORGED_POP3_RESPONSE } from '../../../src/testbed/servers/pop3.ts';
 import type { DialectServerOptions, LineServer, ServerSwitches } from '../../../src/testbed/servers/common.ts';
@@ -86,7 +86,7 @@ test('SMTP: a mail transaction is accepted, dot-unstuffed, counted and kept', as
   assert.match((await c.smtp())[0] ?? '', /^354 /);
   c.write('Subject: hi\r\n\r\n..leading dot\r\nbody\r\n.\r\n');
   assert.equal((await c.smtp())[0], '250 2.0.0 Ok: queued as 1');
-  const sm = server as SmtpTestServer;
+  const sm = server;
   assert.equal(sm.messageCount, 1);
   assert.equal(sm.lastMessage?.from, 'from@a.test');
   assert.deepEqual(sm.lastMessage?.to, ['x@b.test', 'y@b.test']);
@@ -112,12 +112,12 @@ test('SMTP: long DATA lines are stored, over-size messages get 552 and are not k
   const long = 'x'.repeat(200);
   c.write(`${long}\r\n.\r\n`);
   assert.match((await c.smtp())[0] ?? '', /^250 /);
-  assert.equal((server as SmtpTestServer).lastMessage?.data.toString(), `${long}\r\n`);
+  assert.equal(server.lastMessage?.data.toString(), `${long}\r\n`);
   c.write('MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n');
   for (let i = 0; i < 3; i++) await c.smtp();
   c.write(`${'y'.repeat(60)}\r\n`.repeat(20) + '.\r\n');
   assert.match((await c.smtp())[0] ?? '', /^552 5\.3\.4/);
-  assert.equal((server as SmtpTestServer).messageCount, 1);
+  assert.equal(server.messageCount, 1);
   c.write('NOOP\r\n');
   assert.equal((await c.smtp())[0], '250 2.0.0 Ok');
   c.close();

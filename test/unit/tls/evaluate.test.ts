@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { evaluate, factsFromSession, protocolFindingId } from '../../../src/tls/evaluate.ts';
 import type { CertFacts, RuleFinding, TlsFacts, Verdict } from '../../../src/tls/evaluate.ts';
 import { BSI_PROFILE, BSI_TLS12_TABLE1, BSI_TLS13 } from '../../../src/tls/profiles/bsi.ts';
-import { getProfile, PROFILE_IDS } from '../../../src/tls/profiles/types.ts';
-import type { Profile, ProfileId } from '../../../src/tls/profiles/types.ts';
+import { getProfile, PROFILE_IDS } from '../../../src/tls/profiles/index.ts';
+import type { ProfileId } from '../../../src/tls/profiles/index.ts';
+import type { Profile } from '../../../src/tls/profiles/types.ts';
 import { suiteByCode, suiteByName } from '../../../src/tls/wire/suites.ts';
 import { groupByName } from '../../../src/tls/wire/constants.ts';
 
@@ -140,7 +141,7 @@ function finding(v: Verdict, id: string): RuleFinding {
 describe('profiles', () => {
   test('getProfile knows every PROFILE_ID, bsi first, and rejects others', () => {
     assert.equal(PROFILE_IDS[0], 'bsi');
-    for (const id of PROFILE_IDS) assert.equal(getProfile(id as ProfileId).id, id);
+    for (const id of PROFILE_IDS) assert.equal(getProfile(id).id, id);
     assert.throws(() => getProfile('nist' as ProfileId), { code: 'profile-unknown' });
   });
 
@@ -152,7 +153,7 @@ describe('profiles', () => {
 
   test('suite tables hold only suites of their version family; groups are canonical names', () => {
     for (const id of PROFILE_IDS) {
-      const p: Profile = getProfile(id as ProfileId);
+      const p: Profile = getProfile(id);
       for (const c of p.suites.tls13.keys()) assert.equal(suiteByCode(c)?.family, 'tls13', `${id} ${c}`);
       for (const c of p.suites.tls12.keys()) assert.equal(suiteByCode(c)?.family, 'tls', `${id} ${c}`);
       for (const g of p.groups.keys()) assert.equal(groupByName(g)?.name, g, `${id} ${g}`);
@@ -350,7 +351,7 @@ describe('evaluate: single facts', () => {
       },
     };
     for (const id of PROFILE_IDS) {
-      const v = evaluate(facts, getProfile(id as ProfileId));
+      const v = evaluate(facts, getProfile(id));
       assert.equal(v.compliant, false);
       assert.equal(finding(v, 'cipher-export').severity, 'critical');
       assert.deepEqual(finding(v, 'cipher-export').evidence, ['TLSv1.0 0x0003 TLS_RSA_EXPORT_WITH_RC4_40_MD5']);
@@ -372,7 +373,7 @@ describe('evaluate: single facts', () => {
   test('SSLv2 is critical and SSLv3 high under every profile', () => {
     const facts = { ...bsiPerfect(), protocols: ['SSLv2', 'SSLv3', 'TLSv1.2'] as TlsFacts['protocols'] };
     for (const id of PROFILE_IDS) {
-      const v = evaluate(facts, getProfile(id as ProfileId));
+      const v = evaluate(facts, getProfile(id));
       assert.equal(finding(v, 'protocol-sslv2').severity, 'critical');
       assert.equal(finding(v, 'protocol-sslv3').severity, 'high');
     }

@@ -51,7 +51,7 @@ class ServerIO {
   upgrade(cert: TestCert, keepBuffer = false): ServerIO {
     this.stream.removeListener('data', this.onData);
     this.stream.pause();
-    const t = new tls.TLSSocket(this.stream as net.Socket, { isServer: true, key: cert.keyPem, cert: cert.pem });
+    const t = new tls.TLSSocket(this.stream, { isServer: true, key: cert.keyPem, cert: cert.pem });
     return new ServerIO(t, keepBuffer ? this.buf : '');
   }
 }

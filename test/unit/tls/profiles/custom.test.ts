@@ -8,7 +8,7 @@ import { PosternError } from '../../../../src/core/errors.ts';
 import { evaluate } from '../../../../src/tls/evaluate.ts';
 import type { CertFacts, TlsFacts } from '../../../../src/tls/evaluate.ts';
 import { loadProfileFile, parseProfileYaml } from '../../../../src/tls/profiles/custom.ts';
-import { getProfile } from '../../../../src/tls/profiles/types.ts';
+import { getProfile } from '../../../../src/tls/profiles/index.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../../fixtures/profiles/example.yaml', import.meta.url));
 

@@ -18,7 +18,7 @@ export function exchange(
       settled = true;
       clearTimeout(timer);
       sock.destroy();
-      if (err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+      if (err !== undefined) reject(err instanceof Error ? err : new Error('exchange failed', { cause: err }));
       else resolve(flight);
     };
     const timer = setTimeout(() => finish(new Error('exchange timed out'), null), opts.timeoutMs ?? 10_000);
