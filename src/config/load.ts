@@ -14,8 +14,8 @@ import { DEFAULT_AUTH_RATE_LIMIT, DEFAULT_LIMITS, DEFAULT_POLICY, DEFAULT_QUEUE,
 import { cidrContains, parseCidr, parseDomain } from './net.ts';
 import { ConfigFileSchema } from './schema.ts';
 import type { ConfigFile, DomainPolicyConfig, GatewayConfig, ListenerConfig, PolicyProfileRef } from './schema.ts';
-import { invalidConfig, locatedAt, readYamlFile, validateYaml } from './yaml-errors.ts';
-import type { Located } from './yaml-errors.ts';
+import { invalidConfig, locatedAt, readYamlFile, validateYaml } from '../core/yaml.ts';
+import type { Located } from '../core/yaml.ts';
 
 const HINT = 'see docs/configuration.md and docs/postern.example.yaml';
 

@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { decide } from '../policy/decide.ts';
 import type { PolicyDecision } from '../policy/decide.ts';
 import { attemptsTls } from '../policy/levels.ts';
-import { tlsClientOffer } from '../policy/offer.ts';
+import { tlsClientOffer } from '../tls/offer.ts';
 import type { PolicyLookup } from '../policy/table.ts';
 import { SmtpClientError } from '../smtp/client/errors.ts';
 import { SmtpClient } from '../smtp/client/session.ts';

@@ -9,7 +9,7 @@
 import type { VersionName } from '../tls/wire/constants.ts';
 import { VERSIONS } from '../tls/wire/constants.ts';
 import { suiteByName, suiteByCode } from '../tls/wire/suites.ts';
-import type { KeyType, SignatureHash } from './pki.ts';
+import type { KeyType, SignatureHash } from '../tls/cert/pki.ts';
 import type { ExpectedStarttls, ExpectedTls, TestbedMode, TestbedProtocol, WeaknessId } from './manifest.ts';
 import type { ServerSwitches } from './servers/common.ts';
 

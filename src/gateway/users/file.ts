@@ -16,7 +16,7 @@ import { isMap, isScalar, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { PosternError } from '../../core/errors.ts';
 import { looseMode, SECRET_MODE, writeFileAtomic } from '../../core/fs.ts';
-import { validateYaml } from '../../config/yaml-errors.ts';
+import { validateYaml } from '../../core/yaml.ts';
 import { hashPassword, MAX_PASSWORD_BYTES, parseHash } from './hash.ts';
 import { canonicalUserName, checkAddress, normalizeFingerprint, UserStore } from './store.ts';
 import type { UserRecord } from './store.ts';

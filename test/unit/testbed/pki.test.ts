@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { createCa, issueCertificate, generateKeyPair, loadCa } from '../../../src/testbed/pki.ts';
-import type { CertificateAuthority } from '../../../src/testbed/pki.ts';
+import { createCa, issueCertificate, generateKeyPair, loadCa } from '../../../src/tls/cert/pki.ts';
+import type { CertificateAuthority } from '../../../src/tls/cert/pki.ts';
 import { signatureOid } from './helpers.ts';
 
 const SHA1_RSA = '1.2.840.113549.1.1.5';

@@ -5,7 +5,7 @@ import type { SmtpServerOptions } from '../../../src/testbed/servers/smtp.ts';
 import { createImapServer, FORGED_IMAP_RESPONSE } from '../../../src/testbed/servers/imap.ts';
 import { createPop3Server, FORGED_POP3_RESPONSE } from '../../../src/testbed/servers/pop3.ts';
 import type { DialectServerOptions, LineServer, ServerSwitches } from '../../../src/testbed/servers/common.ts';
-import { issueCertificate } from '../../../src/testbed/pki.ts';
+import { issueCertificate } from '../../../src/tls/cert/pki.ts';
 import { LineClient } from './helpers.ts';
 
 const HOST = '127.0.0.1';

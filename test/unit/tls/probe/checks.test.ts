@@ -10,8 +10,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { heartbeatAnswer, HEARTBLEED_MARKER, serveLegacyHandshake } from '../../../../src/testbed/legacy-tls.ts';
 import type { LegacyTlsOptions } from '../../../../src/testbed/legacy-tls.ts';
-import { issueCertificate } from '../../../../src/testbed/pki.ts';
-import type { IssuedCertificate } from '../../../../src/testbed/pki.ts';
+import { issueCertificate } from '../../../../src/tls/cert/pki.ts';
+import type { IssuedCertificate } from '../../../../src/tls/cert/pki.ts';
 import {
   checkClientRenegotiation,
   checkCompression,
