@@ -5,12 +5,11 @@ import { isIP } from 'node:net';
 import { PosternError } from '../core/errors.ts';
 import { analyzeChain } from '../tls/cert/index.ts';
 import type { ChainReport } from '../tls/cert/index.ts';
-import { probeEndpoint, ProbeUnreachableError } from '../tls/probe/index.ts';
+import { emptyProbe, probeEndpoint, ProbeUnreachableError } from '../tls/probe/index.ts';
 import type { EndpointProbe } from '../tls/probe/index.ts';
 import { probeCommandInjection, StartTlsError } from '../tls/starttls/index.ts';
 import { ConnectionLimiter } from '../tls/probe/limiter.ts';
 import { groupByCode, VERSIONS } from '../tls/wire/constants.ts';
-import type { VersionName } from '../tls/wire/constants.ts';
 import { formatSuiteCode, suiteByCode } from '../tls/wire/suites.ts';
 import { certificateFindings, starttlsFindings, tooSlowFindings } from './findings.ts';
 import type { EndpointBudget } from './findings.ts';
@@ -311,33 +310,4 @@ function withContext(service: string, findings: Finding[]): Finding[] {
 function tooSlowReply(e: ProbeUnreachableError): string {
   const cause = e.cause;
   return cause instanceof StartTlsError && cause.reply !== null ? `; last line: ${cause.reply.slice(0, 120)}` : '';
-}
-
-/** A probe that learnt nothing (the budget ran out before the first connection said anything). */
-function emptyProbe(target: EndpointProbe['target']): EndpointProbe {
-  const none = <T>(make: () => T): Record<VersionName, T> =>
-    Object.fromEntries(VERSIONS.map((v) => [v, make()])) as Record<VersionName, T>;
-  return {
-    target,
-    starttls: null,
-    protocols: none(() => false),
-    suites: none((): number[] => []),
-    serverPreference: {},
-    groups: { tls13: [], tls12: [] },
-    dhBits: [],
-    chains: [],
-    secureRenegotiation: null,
-    extendedMasterSecret: null,
-    encryptThenMac: null,
-    compression: null,
-    heartbeat: null,
-    heartbleed: null,
-    clientRenegotiation: null,
-    fallbackScsv: null,
-    checkEvidence: {},
-    anomalies: [],
-    session: null,
-    errors: [],
-    stats: { connections: 0, durationMs: 0 },
-  };
 }

@@ -44,6 +44,34 @@ function emptyRecord<T>(make: () => T): Record<VersionName, T> {
   return Object.fromEntries(VERSIONS.map((v) => [v, make()])) as Record<VersionName, T>;
 }
 
+/** A probe result that has learnt nothing yet: the start of every probe, and what the scanner
+ * reports when an endpoint's budget ran out before the first connection answered. */
+export function emptyProbe(target: EndpointProbe['target']): EndpointProbe {
+  return {
+    target,
+    starttls: null,
+    protocols: emptyRecord(() => false),
+    suites: emptyRecord((): number[] => []),
+    serverPreference: {},
+    groups: { tls13: [], tls12: [] },
+    dhBits: [],
+    chains: [],
+    secureRenegotiation: null,
+    extendedMasterSecret: null,
+    encryptThenMac: null,
+    compression: null,
+    heartbeat: null,
+    heartbleed: null,
+    clientRenegotiation: null,
+    fallbackScsv: null,
+    checkEvidence: {},
+    anomalies: [],
+    session: null,
+    errors: [],
+    stats: { connections: 0, durationMs: 0 },
+  };
+}
+
 function toError(phase: string, e: unknown): ProbeError {
   if (e instanceof PosternError) return { phase, code: e.code, message: e.message };
   return { phase, code: 'internal', message: e instanceof Error ? e.message : String(e) };
@@ -83,29 +111,7 @@ export async function probeEndpoint(target: ProbeTarget, options: ProbeOptions =
     },
   };
 
-  const probe: EndpointProbe = {
-    target,
-    starttls: null,
-    protocols: emptyRecord(() => false),
-    suites: emptyRecord((): number[] => []),
-    serverPreference: {},
-    groups: { tls13: [], tls12: [] },
-    dhBits: [],
-    chains: [],
-    secureRenegotiation: null,
-    extendedMasterSecret: null,
-    encryptThenMac: null,
-    compression: null,
-    heartbeat: null,
-    heartbleed: null,
-    clientRenegotiation: null,
-    fallbackScsv: null,
-    checkEvidence: {},
-    anomalies: [],
-    session: null,
-    errors: [],
-    stats: { connections: 0, durationMs: 0 },
-  };
+  const probe = emptyProbe(target);
   const finish = (): EndpointProbe => {
     probe.starttls = observation;
     probe.stats = {
