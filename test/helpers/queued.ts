@@ -15,6 +15,40 @@ export interface QueuedOptions {
   listener?: string;
 }
 
+/** What differs between the tests' envelopes; everything else is a plain 7-bit message. */
+export interface EnvelopeOptions {
+  notify?: Envelope['recipients'][number]['dsn']['notify'];
+  size?: number | null;
+  body?: Envelope['body'];
+  requireTls?: boolean;
+  listener?: string;
+  clientAddress?: string;
+  clientHelo?: string;
+  receivedAt?: string;
+}
+
+/** An envelope as smtpd would hand it to the spool (no AUTH, no TLS, no DSN parameters). */
+export function testEnvelope(mailFrom: string, recipients: string[], o: EnvelopeOptions = {}): Envelope {
+  return {
+    mailFrom,
+    recipients: recipients.map((address) => ({ address, dsn: { notify: o.notify ?? null, orcpt: null } })),
+    size: o.size ?? null,
+    body: o.body ?? '7BIT',
+    smtputf8: false,
+    requireTls: o.requireTls ?? false,
+    dsnRet: null,
+    dsnEnvid: null,
+    arrival: {
+      listener: o.listener ?? 'mx',
+      clientAddress: o.clientAddress ?? '127.0.0.1',
+      clientHelo: o.clientHelo ?? 'x',
+      authUser: null,
+      tls: null,
+      receivedAt: o.receivedAt ?? new Date().toISOString(),
+    },
+  };
+}
+
 /** A message with every recipient still queued, as `spool.claim()` hands it out. */
 export function queuedMessage(id: string, recipients: string[], data: Buffer, o: QueuedOptions = {}): QueuedMessage {
   const now = new Date().toISOString();
@@ -23,24 +57,13 @@ export function queuedMessage(id: string, recipients: string[], data: Buffer, o:
     createdAt: now,
     warned: false,
     size: data.length,
-    envelope: {
-      mailFrom: o.mailFrom ?? 'alice@sender.test',
-      recipients: recipients.map((address) => ({ address, dsn: { notify: null, orcpt: null } })),
+    envelope: testEnvelope(o.mailFrom ?? 'alice@sender.test', recipients, {
       size: data.length,
       body: o.body ?? '7BIT',
-      smtputf8: false,
       requireTls: o.requireTls ?? false,
-      dsnRet: null,
-      dsnEnvid: null,
-      arrival: {
-        listener: o.listener ?? 'mx',
-        clientAddress: '127.0.0.1',
-        clientHelo: 'x',
-        authUser: null,
-        tls: null,
-        receivedAt: now,
-      },
-    },
+      listener: o.listener ?? 'mx',
+      receivedAt: now,
+    }),
     recipients: recipients.map((address, id) => ({
       id,
       address,

@@ -20,6 +20,7 @@ import { createSchedule } from '../../../src/queue/schedule.ts';
 import { openSqliteSpool } from '../../../src/queue/sqlite.ts';
 import type { Envelope, QueuedMessage, RecipientStatus, Spool } from '../../../src/queue/types.ts';
 import { testClock } from '../queue/spool-contract.ts';
+import { testEnvelope } from '../../helpers/queued.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -41,25 +42,13 @@ const BODY = Buffer.from(
 
 function envelope(o: Partial<Envelope> & { notify?: Envelope['recipients'][number]['dsn']['notify'] } = {}): Envelope {
   const { notify = null, ...rest } = o;
-  return {
-    mailFrom: 'victim@third.test',
-    recipients: [{ address: 'rcpt@dest.test', dsn: { notify, orcpt: null } }],
-    size: null,
-    body: '7BIT',
-    smtputf8: false,
-    requireTls: false,
-    dsnRet: null,
-    dsnEnvid: null,
-    arrival: {
-      listener: 'mx',
-      clientAddress: '198.51.100.7',
-      clientHelo: 'client.test',
-      authUser: null,
-      tls: null,
-      receivedAt: '2025-07-01T10:00:00.000Z',
-    },
-    ...rest,
-  };
+  const base = testEnvelope('victim@third.test', ['rcpt@dest.test'], {
+    notify,
+    clientAddress: '198.51.100.7',
+    clientHelo: 'client.test',
+    receivedAt: '2025-07-01T10:00:00.000Z',
+  });
+  return { ...base, ...rest };
 }
 
 type Outcome = Pick<RecipientStatus, 'state' | 'lastReply'> & { dsnPassedOn?: boolean };

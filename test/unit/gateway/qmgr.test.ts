@@ -17,6 +17,7 @@ import { createSchedule } from '../../../src/queue/schedule.ts';
 import { openSqliteSpool } from '../../../src/queue/sqlite.ts';
 import type { Envelope } from '../../../src/queue/types.ts';
 import { startSmtpSink } from '../../helpers/smtp-sink.ts';
+import { testEnvelope } from '../../helpers/queued.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -24,24 +25,7 @@ after(() => {
 });
 
 function envelope(rcpt: string, notify: Envelope['recipients'][number]['dsn']['notify'] = null): Envelope {
-  return {
-    mailFrom: 'alice@example.com',
-    recipients: [{ address: rcpt, dsn: { notify, orcpt: null } }],
-    size: null,
-    body: '7BIT',
-    smtputf8: false,
-    requireTls: false,
-    dsnRet: null,
-    dsnEnvid: null,
-    arrival: {
-      listener: 'mx',
-      clientAddress: '127.0.0.1',
-      clientHelo: 'client.test',
-      authUser: null,
-      tls: null,
-      receivedAt: new Date().toISOString(),
-    },
-  };
+  return testEnvelope('alice@example.com', [rcpt], { notify, clientHelo: 'client.test' });
 }
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
