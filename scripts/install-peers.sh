@@ -26,6 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 # ldnsutils: ldns-keygen and ldns-signzone make the lab's local key and sign its zone.
 # chromium + fonts-dejavu-core: headless rendering of the HTML scan report (a font so text has glyphs).
 # python3-minimal: the crash tests hold SQLite's file lock with fcntl, which node cannot (test/helpers/crash.ts).
+# opendkim-tools: opendkim-testmsg / opendkim-testkey verify postern's DKIM signatures (a verifier that is not mailauth).
 PACKAGES=(
   postfix
   dovecot-core
@@ -47,6 +48,7 @@ PACKAGES=(
   chromium
   fonts-dejavu-core
   python3-minimal
+  opendkim-tools
 )
 
 missing=()
